@@ -1,0 +1,58 @@
+"""The tuning engine: study definitions, initializers, tasks, training and the embedded runner.
+
+No HTTP and no SQL text here: results go through :mod:`storage`.
+"""
+
+from tuner._data import BUILTIN_DATASETS, DatasetFile, DataSplit, load_dataset
+from tuner._engine import RunObserver, RunSummary, resolve_device, run_study
+from tuner._errors import InitializerError, SpecError, SpecIssue, TaskError, TunerError
+from tuner._initializers import (
+    ACTIVATIONS,
+    ALIASES,
+    INITIALIZERS,
+    LayerRecord,
+    applicability_error,
+    apply_initializer,
+    canonical_name,
+)
+from tuner._search import TrialParams, suggest
+from tuner._spec import StudySpec, load_spec, parse_spec
+from tuner._tasks import ENTRY_POINT_GROUP, Task, TaskPlugin, build_task
+from tuner._train import EarlyStopping, EpochStats, TrainConfig, TrainResult, train
+
+__all__ = [
+    "ACTIVATIONS",
+    "ALIASES",
+    "BUILTIN_DATASETS",
+    "ENTRY_POINT_GROUP",
+    "INITIALIZERS",
+    "DataSplit",
+    "DatasetFile",
+    "EarlyStopping",
+    "EpochStats",
+    "InitializerError",
+    "LayerRecord",
+    "RunObserver",
+    "RunSummary",
+    "SpecError",
+    "SpecIssue",
+    "StudySpec",
+    "TaskError",
+    "TaskPlugin",
+    "Task",
+    "TrainConfig",
+    "TrainResult",
+    "TrialParams",
+    "TunerError",
+    "applicability_error",
+    "apply_initializer",
+    "build_task",
+    "canonical_name",
+    "load_dataset",
+    "load_spec",
+    "parse_spec",
+    "resolve_device",
+    "run_study",
+    "suggest",
+    "train",
+]
