@@ -138,9 +138,14 @@ def _raw_builtin(name: str) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]
         from sklearn.datasets import make_classification
 
         return make_classification(
-            n_samples=3000, n_features=20, n_informative=10, n_redundant=4,
-            n_classes=4, class_sep=1.0, random_state=0,
-        )  # fmt: skip
+            n_samples=3000,
+            n_features=20,
+            n_informative=10,
+            n_redundant=4,
+            n_classes=4,
+            class_sep=1.0,
+            random_state=0,
+        )
     raise TaskError(f"unknown dataset {name!r}")
 
 
@@ -165,9 +170,7 @@ def _raw_file(path: str, target: str) -> tuple[np.ndarray[Any, Any], np.ndarray[
 
 
 @functools.lru_cache(maxsize=8)
-def load_dataset(
-    ref: str | DatasetFile, *, val_fraction: float = 0.2, seed: int = 0
-) -> DataSplit:
+def load_dataset(ref: str | DatasetFile, *, val_fraction: float = 0.2, seed: int = 0) -> DataSplit:
     """A built-in dataset by name, or a user file; CPU tensors, cached per process."""
     if isinstance(ref, DatasetFile):
         x, y = _raw_file(ref.path, ref.target)

@@ -82,7 +82,9 @@ FloatDim = Annotated[
     Discriminator(_kind),
 ]
 IntDim = Annotated[
-    Annotated[int, Tag(FIXED)] | Annotated[list[int], Tag(CHOICES)] | Annotated[IntRange, Tag(RANGE)],
+    Annotated[int, Tag(FIXED)]
+    | Annotated[list[int], Tag(CHOICES)]
+    | Annotated[IntRange, Tag(RANGE)],
     Discriminator(_kind),
 ]
 # An initializer parameter: numbers may be searched, strings and booleans only chosen.

@@ -277,8 +277,8 @@ def load_spec(path: str | Path) -> StudySpec:
 
 __all__ = [
     "METRICS",
-    "BuiltinTask",
     "Budget",
+    "BuiltinTask",
     "PluginTask",
     "SearchSpec",
     "StudySpec",

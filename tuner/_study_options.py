@@ -46,7 +46,8 @@ class SamplerConfig(BaseModel):
             try:
                 SAMPLERS[self.name](**self.options)
             except (TypeError, ValueError) as exc:
-                raise fail(("options",), f"{self.name} sampler rejects these options: {exc}")
+                message = f"{self.name} sampler rejects these options: {exc}"
+                raise fail(("options",), message) from None
         return self
 
 
@@ -62,7 +63,7 @@ class PrunerConfig(BaseModel):
         try:
             make_pruner(self)
         except (TypeError, ValueError) as exc:
-            raise fail(("options",), f"{self.name} pruner rejects these options: {exc}")
+            raise fail(("options",), f"{self.name} pruner rejects these options: {exc}") from None
         return self
 
 

@@ -79,7 +79,9 @@ def cnn(
 ) -> nn.Sequential:
     """Conv + activation (+ 2x2 max-pool while the image is large enough) per stage, Linear head."""
     if len(input_shape) != 3:
-        raise TaskError(f"model 'cnn' needs image data (C, H, W); got samples of shape {input_shape}")
+        raise TaskError(
+            f"model 'cnn' needs image data (C, H, W); got samples of shape {input_shape}"
+        )
     in_ch, height, width = input_shape
     layers: list[nn.Module] = []
     for out_ch in channels:
@@ -113,9 +115,12 @@ def _plugin_data(plugin: object, spec: PluginTask) -> DataSplit:
             f"task plugin {spec.plugin!r}: load_data() must return a DataSplit or (x, y)"
         ) from None
     return split_and_normalize(
-        np.asarray(x), np.asarray(y), name=spec.plugin,
-        val_fraction=spec.val_fraction, seed=spec.split_seed,
-    )  # fmt: skip
+        np.asarray(x),
+        np.asarray(y),
+        name=spec.plugin,
+        val_fraction=spec.val_fraction,
+        seed=spec.split_seed,
+    )
 
 
 def build_task(spec: BuiltinTask | PluginTask) -> Task:
@@ -133,9 +138,12 @@ def build_task(spec: BuiltinTask | PluginTask) -> Task:
 
             def build() -> nn.Module:
                 return cnn(
-                    data.input_shape, data.n_classes, spec.channels, spec.kernel_size,
+                    data.input_shape,
+                    data.n_classes,
+                    spec.channels,
+                    spec.kernel_size,
                     spec.activation,
-                )  # fmt: skip
+                )
 
         build()  # fail now, not in the first trial, if the shapes do not fit
         return Task(spec.model, spec.activation, data, build, spec.optimizer, spec.momentum)

@@ -14,9 +14,12 @@ from tuner._data import split_and_normalize
 
 @pytest.mark.parametrize(
     ("name", "shape", "classes", "total"),
-    [("mnist-5k", (1, 28, 28), 10, 5000), ("digits", (1, 8, 8), 10, 1797),
-     ("synthetic", (20,), 4, 3000)],
-)  # fmt: skip
+    [
+        ("mnist-5k", (1, 28, 28), 10, 5000),
+        ("digits", (1, 8, 8), 10, 1797),
+        ("synthetic", (20,), 4, 3000),
+    ],
+)
 def test_builtin_datasets(name: str, shape: tuple[int, ...], classes: int, total: int) -> None:
     data = load_dataset(name)
     assert data.input_shape == shape
@@ -56,8 +59,9 @@ def test_constant_columns_do_not_divide_by_zero() -> None:
 
 
 def _file(tmp_path: Path, name: str, target: str = "y") -> DatasetFile:
-    spec = parse_spec({"name": "f", "task": {"dataset": {"path": name, "target": target}}},
-                      base_dir=tmp_path)  # fmt: skip
+    spec = parse_spec(
+        {"name": "f", "task": {"dataset": {"path": name, "target": target}}}, base_dir=tmp_path
+    )
     assert isinstance(spec.task.dataset, DatasetFile)
     return spec.task.dataset
 
@@ -70,7 +74,7 @@ def test_csv_file_with_a_target_column(tmp_path: Path) -> None:
     assert data.input_shape == (2,) and data.n_classes == 2
     # a feature that is not a number: the reader says which file and why
     (tmp_path / "bad.csv").write_text("a,y\n1,0\nx,1\n2,0\n3,1\n")
-    with pytest.raises(TaskError, match="bad.csv"):
+    with pytest.raises(TaskError, match=r"bad\.csv"):
         load_dataset(_file(tmp_path, "bad.csv"))
 
 

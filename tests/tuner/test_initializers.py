@@ -30,9 +30,25 @@ from tuner._initializers import (
 SEED = 1234
 TRUNC_STD = 0.87962566103423978  # std of N(0, 1) cut at +-2
 DESIGN_NAMES = {
-    "default", "zeros", "constant", "uniform", "normal", "trunc_normal", "xavier_uniform",
-    "xavier_normal", "kaiming_uniform", "kaiming_normal", "lecun_uniform", "lecun_normal",
-    "variance_scaling", "orthogonal", "sparse", "eye", "dirac", "lsuv", "pretrained",
+    "default",
+    "zeros",
+    "constant",
+    "uniform",
+    "normal",
+    "trunc_normal",
+    "xavier_uniform",
+    "xavier_normal",
+    "kaiming_uniform",
+    "kaiming_normal",
+    "lecun_uniform",
+    "lecun_normal",
+    "variance_scaling",
+    "orthogonal",
+    "sparse",
+    "eye",
+    "dirac",
+    "lsuv",
+    "pretrained",
 }
 
 
@@ -181,8 +197,12 @@ FORMULAS: list[Case] = [
     ("normal", {}, 0.01, None),
     ("normal", {"std": 0.2}, 0.2, None),
     ("trunc_normal", {"std": 0.1}, 0.1 * TRUNC_STD, 0.2),
-    ("xavier_uniform", {}, RELU * math.sqrt(2 / (FAN_IN + FAN_OUT)),
-     RELU * math.sqrt(6 / (FAN_IN + FAN_OUT))),
+    (
+        "xavier_uniform",
+        {},
+        RELU * math.sqrt(2 / (FAN_IN + FAN_OUT)),
+        RELU * math.sqrt(6 / (FAN_IN + FAN_OUT)),
+    ),
     ("xavier_normal", {}, RELU * math.sqrt(2 / (FAN_IN + FAN_OUT)), None),
     ("kaiming_uniform", {}, RELU / math.sqrt(FAN_IN), RELU * math.sqrt(3 / FAN_IN)),
     ("kaiming_uniform", {"mode": "fan_out"}, RELU / math.sqrt(FAN_OUT), None),
@@ -195,12 +215,24 @@ FORMULAS: list[Case] = [
 for _mode, _fan in (("fan_in", FAN_IN), ("fan_out", FAN_OUT), ("fan_avg", (FAN_IN + FAN_OUT) / 2)):
     _std = math.sqrt(2.0 / _fan)  # scale 2 (He) so the scale is visibly applied
     FORMULAS += [
-        ("variance_scaling", {"scale": 2.0, "mode": _mode, "distribution": "truncated_normal"},
-         _std, 2 * _std / TRUNC_STD),
-        ("variance_scaling", {"scale": 2.0, "mode": _mode, "distribution": "untruncated_normal"},
-         _std, None),
-        ("variance_scaling", {"scale": 2.0, "mode": _mode, "distribution": "uniform"},
-         _std, math.sqrt(3) * _std),
+        (
+            "variance_scaling",
+            {"scale": 2.0, "mode": _mode, "distribution": "truncated_normal"},
+            _std,
+            2 * _std / TRUNC_STD,
+        ),
+        (
+            "variance_scaling",
+            {"scale": 2.0, "mode": _mode, "distribution": "untruncated_normal"},
+            _std,
+            None,
+        ),
+        (
+            "variance_scaling",
+            {"scale": 2.0, "mode": _mode, "distribution": "uniform"},
+            _std,
+            math.sqrt(3) * _std,
+        ),
     ]
 
 
@@ -432,7 +464,9 @@ def test_recurrent_weights_are_orthogonal_per_gate(cls: type[nn.RNNBase], gates:
     names = {r.param for r in records}
     assert names == {
         f"weight_{kind}_l{layer}{suffix}"
-        for kind in ("ih", "hh") for layer in (0, 1) for suffix in ("", "_reverse")
+        for kind in ("ih", "hh")
+        for layer in (0, 1)
+        for suffix in ("", "_reverse")
     }
     for record in records:
         weight = getattr(rnn, record.param).detach()
@@ -440,8 +474,13 @@ def test_recurrent_weights_are_orthogonal_per_gate(cls: type[nn.RNNBase], gates:
         for block in weight.chunk(gates, dim=0):  # tall (64, 32), wide (64, 128), square
             assert_orthogonal(block, 1.0)  # the RNN is the only, hence output, layer
         assert record.fan_out == 64
-        assert record.fan_in == (32 if record.param.startswith("weight_ih_l0") else
-                                 128 if record.param.startswith("weight_ih") else 64)
+        assert record.fan_in == (
+            32
+            if record.param.startswith("weight_ih_l0")
+            else 128
+            if record.param.startswith("weight_ih")
+            else 64
+        )
     for name, param in rnn.named_parameters():
         if name.startswith("bias"):
             assert not param.any()
@@ -467,7 +506,9 @@ def test_conv1d_and_conv3d_are_covered() -> None:
     model = nn.Sequential(nn.Conv1d(64, 128, 5), nn.Conv3d(16, 32, 3), nn.Linear(8, 8))
     records = init(model, "kaiming_normal")
     assert [(r.kind, r.fan_in, r.fan_out) for r in records] == [
-        ("Conv1d", 64 * 5, 128 * 5), ("Conv3d", 16 * 27, 32 * 27), ("Linear", 8, 8),
+        ("Conv1d", 64 * 5, 128 * 5),
+        ("Conv3d", 16 * 27, 32 * 27),
+        ("Linear", 8, 8),
     ]
     assert model[0].weight.std().item() == pytest.approx(math.sqrt(2 / 320), rel=0.05)
     assert model[1].weight.std().item() == pytest.approx(math.sqrt(2 / 432), rel=0.05)
@@ -510,7 +551,8 @@ def output_variances(model: nn.Module, x: torch.Tensor) -> list[float]:
     variances: list[float] = []
     hooks = [
         m.register_forward_hook(lambda _m, _i, out: variances.append(out.var().item()))
-        for m in model.modules() if isinstance(m, nn.Linear | nn.Conv2d)
+        for m in model.modules()
+        if isinstance(m, nn.Linear | nn.Conv2d)
     ]
     with torch.no_grad():
         model(x)

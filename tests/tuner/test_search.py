@@ -15,10 +15,15 @@ def _search(**search: object) -> object:
 
 def test_suggestions_use_the_contract_names() -> None:
     search = _search(
-        initializer=["xavier_uniform", {"name": "normal", "std": {"low": 1e-3, "high": 1.0, "log": True}}],
-        lr={"low": 1e-4, "high": 1.0, "log": True}, weight_decay=[0.0, 1e-4],
-        batch_size=[32, 64], patience={"low": 2, "high": 10},
-    )  # fmt: skip
+        initializer=[
+            "xavier_uniform",
+            {"name": "normal", "std": {"low": 1e-3, "high": 1.0, "log": True}},
+        ],
+        lr={"low": 1e-4, "high": 1.0, "log": True},
+        weight_decay=[0.0, 1e-4],
+        batch_size=[32, 64],
+        patience={"low": 2, "high": 10},
+    )
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
     seen = set()
     for _ in range(30):
@@ -40,30 +45,59 @@ def test_fixed_dimensions_are_not_searched() -> None:
     trial = optuna.create_study().ask()
     params = suggest(trial, search)  # type: ignore[arg-type]
     assert trial.params == {}
-    assert (params.initializer, params.lr, params.batch_size, params.patience) == ("orthogonal", 0.1, 32, 3)
+    assert (params.initializer, params.lr, params.batch_size, params.patience) == (
+        "orthogonal",
+        0.1,
+        32,
+        3,
+    )
 
 
 def test_repeated_names_get_distinct_labels() -> None:
-    search = _search(initializer=[{"name": "orthogonal", "gain": 1.0}, {"name": "orthogonal", "gain": 2.0},
-                                  "xavier_normal"])  # fmt: skip
+    search = _search(
+        initializer=[
+            {"name": "orthogonal", "gain": 1.0},
+            {"name": "orthogonal", "gain": 2.0},
+            "xavier_normal",
+        ]
+    )
     labels = [label for label, _ in label_entries(search.initializer)]  # type: ignore[attr-defined]
     assert labels == ["orthogonal(gain=1.0)", "orthogonal(gain=2.0)", "xavier_normal"]
 
 
 def test_grid_space_lists_searched_dimensions_only() -> None:
-    spec = parse_spec({"name": "g", "sampler": "grid", "search": {
-        "initializer": ["xavier_normal", "kaiming_normal"], "lr": [0.01, 0.1], "batch_size": 64}})
+    spec = parse_spec(
+        {
+            "name": "g",
+            "sampler": "grid",
+            "search": {
+                "initializer": ["xavier_normal", "kaiming_normal"],
+                "lr": [0.01, 0.1],
+                "batch_size": 64,
+            },
+        }
+    )
     assert grid_space(spec.search) == {
-        "initializer": ["xavier_normal", "kaiming_normal"], "lr": [0.01, 0.1]}
+        "initializer": ["xavier_normal", "kaiming_normal"],
+        "lr": [0.01, 0.1],
+    }
 
 
 @pytest.mark.parametrize("sampler", ["tpe", "random", "cmaes", "gp", "qmc"])
 def test_every_sampler_runs_the_space(sampler: str) -> None:
     from tuner._study_options import make_sampler
 
-    spec = parse_spec({"name": "s", "sampler": sampler, "search": {
-        "initializer": ["xavier_normal", "kaiming_normal"], "lr": {"low": 1e-3, "high": 1.0, "log": True},
-        "patience": {"low": 1, "high": 4}}})  # fmt: skip
+    spec = parse_spec(
+        {
+            "name": "s",
+            "sampler": sampler,
+            "search": {
+                "initializer": ["xavier_normal", "kaiming_normal"],
+                "lr": {"low": 1e-3, "high": 1.0, "log": True},
+                "patience": {"low": 1, "high": 4},
+            },
+        }
+    )
     study = optuna.create_study(sampler=make_sampler(spec.sampler, seed=0, grid={}))
     for i in range(4):
         trial = study.ask()

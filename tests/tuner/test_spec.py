@@ -28,16 +28,22 @@ def _spec(**fields: Any) -> dict[str, Any]:
         (_spec(search={"lr": []}), "search.lr", "cannot be empty"),
         (_spec(search={"lr": [0.1, 0.1]}), "search.lr", "distinct"),
         (_spec(search={"weight_decay": [0.0, -1e-4]}), "search.weight_decay", ">= 0"),
-        (_spec(search={"initializer": ["xavier_uniform", "foo"]}), "search.initializer[1].name",
-         "unknown initializer 'foo'"),
+        (
+            _spec(search={"initializer": ["xavier_uniform", "foo"]}),
+            "search.initializer[1].name",
+            "unknown initializer 'foo'",
+        ),
         (_spec(search={"initializer": []}), "search.initializer", "at least one"),
         (_spec(search={"batch_size": [32, 0]}), "search.batch_size", ">= 1, got 0"),
         (_spec(search={"batch_size": {"low": 0, "high": 64}}), "search.batch_size", ">= 1"),
         (_spec(search={"patience": 0}), "search.patience", ">= 1"),
         (_spec(budget={"n_trials": 0}), "budget.n_trials", "greater than or equal to 1"),
         (_spec(budget={"max_epochs": 0}), "budget.max_epochs", "greater than or equal to 1"),
-        (_spec(search={"initializer": ["xavier_normal", "dirac"]}), "search.initializer[1]",
-         "dirac needs a convolutional layer"),
+        (
+            _spec(search={"initializer": ["xavier_normal", "dirac"]}),
+            "search.initializer[1]",
+            "dirac needs a convolutional layer",
+        ),
         (_spec(task={"dataset": {"path": "missing.csv"}}), "task.dataset.path", "not found"),
         (_spec(task={"dataset": {"path": "data.txt"}}), "task.dataset.path", ".npz or .csv"),
         (_spec(task={"dataset": "imagenet"}), "task.dataset", "unknown dataset 'imagenet'"),
@@ -45,21 +51,43 @@ def _spec(**fields: Any) -> dict[str, Any]:
         (_spec(task={"model": "cnn", "dataset": "synthetic"}), "task", "needs an image dataset"),
         (_spec(task={"activation": "swish"}), "task.activation", "relu"),
         (_spec(task={"plugin": "not-installed"}), "task.plugin", "no task plugin named"),
-        (_spec(search={"initializer": {"name": "normal", "std": -1.0}}),
-         "search.initializer[0].std", "> 0"),
-        (_spec(search={"initializer": {"name": "normal", "sd": 1.0}}),
-         "search.initializer[0].sd", "has no parameter 'sd'"),
-        (_spec(search={"initializer": {"name": "normal", "std": {"low": 0, "high": 1, "log": True}}}),
-         "search.initializer[0].std", "cannot touch 0"),
-        (_spec(search={"initializer": {"name": "pretrained", "path": "nope.pt"}}),
-         "search.initializer[0].path", "file not found"),
-        (_spec(search={"initializer": {"name": "variance_scaling", "mode": "fan_sideways"}}),
-         "search.initializer[0].mode", "fan_in"),
+        (
+            _spec(search={"initializer": {"name": "normal", "std": -1.0}}),
+            "search.initializer[0].std",
+            "> 0",
+        ),
+        (
+            _spec(search={"initializer": {"name": "normal", "sd": 1.0}}),
+            "search.initializer[0].sd",
+            "has no parameter 'sd'",
+        ),
+        (
+            _spec(
+                search={
+                    "initializer": {"name": "normal", "std": {"low": 0, "high": 1, "log": True}}
+                }
+            ),
+            "search.initializer[0].std",
+            "cannot touch 0",
+        ),
+        (
+            _spec(search={"initializer": {"name": "pretrained", "path": "nope.pt"}}),
+            "search.initializer[0].path",
+            "file not found",
+        ),
+        (
+            _spec(search={"initializer": {"name": "variance_scaling", "mode": "fan_sideways"}}),
+            "search.initializer[0].mode",
+            "fan_in",
+        ),
         (_spec(metric="f1"), "metric", "val_accuracy"),
         (_spec(sampler="annealing"), "sampler.name", "unknown sampler"),
         (_spec(sampler={"name": "tpe", "options": {"bogus": 1}}), "sampler.options", "bogus"),
-        (_spec(sampler="grid", search={"lr": {"low": 0.01, "high": 0.1}, "batch_size": [8, 16]}),
-         "sampler", "search.lr to be a list"),
+        (
+            _spec(sampler="grid", search={"lr": {"low": 0.01, "high": 0.1}, "batch_size": [8, 16]}),
+            "sampler",
+            "search.lr to be a list",
+        ),
         (_spec(pruner="sometimes"), "pruner.name", "unknown pruner"),
         (_spec(unknown_field=1), "unknown_field", "Extra inputs"),
         ({"name": "has space"}, "name", "letters, digits"),
@@ -77,17 +105,23 @@ def test_invalid_specs_name_the_field(data: dict[str, Any], path: str, fragment:
 def test_every_problem_is_reported_at_once() -> None:
     with pytest.raises(SpecError) as caught:
         parse_spec(_spec(search={"lr": -1.0, "patience": 0}, budget={"n_trials": 0}))
-    assert {i.path for i in caught.value.issues} == {"search.lr", "search.patience", "budget.n_trials"}
+    assert {i.path for i in caught.value.issues} == {
+        "search.lr",
+        "search.patience",
+        "budget.n_trials",
+    }
 
 
 def test_dimension_forms() -> None:
     spec = parse_spec(
-        _spec(search={
-            "lr": {"low": 1e-4, "high": 1.0, "log": True},
-            "weight_decay": [0, 1e-4],
-            "batch_size": 64,
-            "patience": {"low": 2, "high": 10},
-        })  # fmt: skip
+        _spec(
+            search={
+                "lr": {"low": 1e-4, "high": 1.0, "log": True},
+                "weight_decay": [0, 1e-4],
+                "batch_size": 64,
+                "patience": {"low": 2, "high": 10},
+            }
+        )
     )
     assert spec.search.lr == FloatRange(low=1e-4, high=1.0, log=True)
     assert spec.search.weight_decay == [0.0, 1e-4]
@@ -98,7 +132,9 @@ def test_dimension_forms() -> None:
 def test_defaults_infer_direction_from_metric() -> None:
     assert parse_spec(_spec()).resolved_direction == "maximize"
     assert parse_spec(_spec(metric="val_loss")).resolved_direction == "minimize"
-    assert parse_spec(_spec(metric="val_loss", direction="maximize")).resolved_direction == "maximize"
+    assert (
+        parse_spec(_spec(metric="val_loss", direction="maximize")).resolved_direction == "maximize"
+    )
 
 
 def test_keras_aliases_become_torch_names() -> None:
@@ -107,7 +143,9 @@ def test_keras_aliases_become_torch_names() -> None:
 
 
 def test_dirac_is_fine_on_a_cnn() -> None:
-    spec = parse_spec(_spec(task={"model": "cnn", "dataset": "digits"}, search={"initializer": "dirac"}))
+    spec = parse_spec(
+        _spec(task={"model": "cnn", "dataset": "digits"}, search={"initializer": "dirac"})
+    )
     assert spec.search.initializer[0].name == "dirac"
 
 
@@ -127,9 +165,7 @@ def test_examples_are_valid(example: Path) -> None:
 
 def test_relative_data_paths_resolve_against_the_spec_file(tmp_path: Path) -> None:
     np.savez(tmp_path / "d.npz", x=np.zeros((10, 3)), label=np.arange(10) % 2)
-    (tmp_path / "spec.yaml").write_text(
-        "name: f\ntask: {dataset: {path: d.npz, target: label}}\n"
-    )
+    (tmp_path / "spec.yaml").write_text("name: f\ntask: {dataset: {path: d.npz, target: label}}\n")
     spec = load_spec(tmp_path / "spec.yaml")
     assert spec.task.dataset.path == str(tmp_path / "d.npz")  # type: ignore[union-attr]
 

@@ -12,7 +12,9 @@ from tuner._tasks import installed_plugins
 
 
 def test_builtin_mlp_shapes() -> None:
-    task = build_task(parse_spec({"name": "t", "task": {"hidden": [32, 16], "dataset": "digits"}}).task)
+    task = build_task(
+        parse_spec({"name": "t", "task": {"hidden": [32, 16], "dataset": "digits"}}).task
+    )
     model = task.build_model()
     linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
     assert [(m.in_features, m.out_features) for m in linears] == [(64, 32), (32, 16), (16, 10)]
@@ -41,7 +43,9 @@ def test_plugins_are_discovered_from_entry_points() -> None:
 
 
 def test_plugin_model_on_builtin_data_gets_its_options_and_activation() -> None:
-    spec = parse_spec({"name": "t", "task": {"plugin": "tiny-tanh", "width": 7, "dataset": "digits"}})
+    spec = parse_spec(
+        {"name": "t", "task": {"plugin": "tiny-tanh", "width": 7, "dataset": "digits"}}
+    )
     task = build_task(spec.task)
     assert task.activation == "tanh"
     first = next(m for m in task.build_model().modules() if isinstance(m, nn.Linear))
@@ -62,8 +66,13 @@ def test_plugin_rejecting_its_options_is_a_task_error() -> None:
 
 
 def test_initializer_that_cannot_apply_to_a_plugin_model_is_a_spec_error() -> None:
-    spec = parse_spec({"name": "t", "task": {"plugin": "xor-blobs"},
-                       "search": {"initializer": ["xavier_normal", "dirac"]}})  # fmt: skip
+    spec = parse_spec(
+        {
+            "name": "t",
+            "task": {"plugin": "xor-blobs"},
+            "search": {"initializer": ["xavier_normal", "dirac"]},
+        }
+    )
     with pytest.raises(SpecError) as caught:
         check_task(spec, build_task(spec.task))
     assert [i.path for i in caught.value.issues] == ["search.initializer[1]"]

@@ -24,8 +24,12 @@ def _mlp(data: DataSplit, seed: int = 0) -> nn.Module:
 
 def _cfg(**kw: object) -> TrainConfig:
     base: dict[str, object] = {
-        "lr": 0.05, "weight_decay": 0.0, "batch_size": 64, "patience": 3, "max_epochs": 30,
-    }  # fmt: skip
+        "lr": 0.05,
+        "weight_decay": 0.0,
+        "batch_size": 64,
+        "patience": 3,
+        "max_epochs": 30,
+    }
     return TrainConfig(**{**base, **kw})  # type: ignore[arg-type]
 
 
@@ -62,9 +66,12 @@ def test_patience_stops_at_the_right_epoch(
 ) -> None:
     _, evaluator = _scripted(accuracies)
     result = train(
-        _mlp(digits), digits, _cfg(patience=patience, min_delta=min_delta),
-        generator=torch.Generator().manual_seed(0), evaluator=evaluator,  # type: ignore[arg-type]
-    )  # fmt: skip
+        _mlp(digits),
+        digits,
+        _cfg(patience=patience, min_delta=min_delta),
+        generator=torch.Generator().manual_seed(0),
+        evaluator=evaluator,  # type: ignore[arg-type]
+    )
     assert result.stop_reason == "patience"
     assert result.epochs_run == epochs
     assert result.best_epoch == best_epoch
@@ -80,8 +87,9 @@ def test_early_stopping_minimizes_for_loss() -> None:
 
 def test_max_epochs_when_always_improving(digits: DataSplit) -> None:
     _, evaluator = _scripted([0.1 * i for i in range(1, 6)])
-    result = train(_mlp(digits), digits, _cfg(max_epochs=5), generator=torch.Generator(),
-                   evaluator=evaluator)  # type: ignore[arg-type]  # fmt: skip
+    result = train(
+        _mlp(digits), digits, _cfg(max_epochs=5), generator=torch.Generator(), evaluator=evaluator
+    )  # type: ignore[arg-type]
     assert (result.stop_reason, result.epochs_run, result.best_epoch) == ("max_epochs", 5, 5)
 
 
@@ -105,8 +113,12 @@ def test_real_training_learns(digits: DataSplit) -> None:
 @pytest.mark.parametrize("optimizer", ["sgd", "adam", "adamw"])
 def test_every_optimizer_trains(digits: DataSplit, optimizer: str) -> None:
     lr = 0.05 if optimizer == "sgd" else 0.003
-    result = train(_mlp(digits), digits, _cfg(optimizer=optimizer, lr=lr, max_epochs=5),
-                   generator=torch.Generator())  # fmt: skip
+    result = train(
+        _mlp(digits),
+        digits,
+        _cfg(optimizer=optimizer, lr=lr, max_epochs=5),
+        generator=torch.Generator(),
+    )
     assert result.value is not None and result.value > 0.8
 
 
@@ -123,19 +135,31 @@ def test_weight_decay_shrinks_weights(digits: DataSplit) -> None:
     norms = []
     for wd in (0.0, 0.05):
         model = _mlp(digits)
-        train(model, digits, _cfg(weight_decay=wd, max_epochs=5, patience=10),
-              generator=torch.Generator().manual_seed(1))  # fmt: skip
+        train(
+            model,
+            digits,
+            _cfg(weight_decay=wd, max_epochs=5, patience=10),
+            generator=torch.Generator().manual_seed(1),
+        )
         norms.append(sum(float(p.detach().norm()) for p in model.parameters()))
     assert norms[1] < 0.8 * norms[0]
 
 
 def test_same_seeds_same_numbers_on_cpu(digits: DataSplit) -> None:
     runs = [
-        train(_mlp(digits, seed=3), digits, _cfg(max_epochs=4),
-              generator=torch.Generator().manual_seed(11)).history  # fmt: skip
+        train(
+            _mlp(digits, seed=3),
+            digits,
+            _cfg(max_epochs=4),
+            generator=torch.Generator().manual_seed(11),
+        ).history
         for _ in range(2)
     ]
     assert runs[0] == runs[1]
-    other = train(_mlp(digits, seed=3), digits, _cfg(max_epochs=4),
-                  generator=torch.Generator().manual_seed(12)).history  # fmt: skip
+    other = train(
+        _mlp(digits, seed=3),
+        digits,
+        _cfg(max_epochs=4),
+        generator=torch.Generator().manual_seed(12),
+    ).history
     assert other != runs[0]

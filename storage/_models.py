@@ -1,0 +1,158 @@
+"""SQLAlchemy 2 typed models for the service's own tables (all prefixed ``tuner_``).
+
+Optuna's tables live in the same database but belong to Optuna; nothing here touches them.
+The column set of ``tuner_trial_results`` is public contract (see DESIGN.md): rename nothing.
+"""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+#: Prefix of every table this package owns.
+TABLE_PREFIX = "tuner_"
+
+#: Values of ``tuner_studies.direction``.
+DIRECTIONS: tuple[str, ...] = ("maximize", "minimize")
+#: Values of ``tuner_studies.status``; a new study is ``queued``.
+STUDY_STATUSES: tuple[str, ...] = ("queued", "running", "completed", "cancelled", "failed")
+#: Values of ``tuner_trial_results.state`` (terminal trial states only).
+TRIAL_STATES: tuple[str, ...] = ("complete", "pruned", "fail")
+#: Values of ``tuner_trial_results.stop_reason``.
+STOP_REASONS: tuple[str, ...] = ("patience", "pruned", "diverged", "max_epochs", "timeout", "error")
+
+NAMING_CONVENTION: dict[str, str] = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+_JSON = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+def utcnow() -> datetime.datetime:
+    """The current time, timezone-aware, in UTC."""
+    return datetime.datetime.now(datetime.UTC)
+
+
+class UTCDateTime(sa.types.TypeDecorator[datetime.datetime]):
+    """A timestamp that is always timezone-aware UTC in Python, on every backend.
+
+    PostgreSQL stores ``timestamptz``; SQLite has no time zones, so values are stored as UTC
+    and get ``tzinfo=UTC`` back on load. Naive datetimes are refused: their zone is a guess.
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(
+        self, value: datetime.datetime | None, dialect: Dialect
+    ) -> datetime.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(f"naive datetime {value.isoformat()} given; use an aware one (UTC)")
+        value = value.astimezone(datetime.UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(
+        self, value: datetime.datetime | None, dialect: Dialect
+    ) -> datetime.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=datetime.UTC)
+        return value.astimezone(datetime.UTC)
+
+
+class Base(DeclarativeBase):
+    """Declarative base of the ``tuner_`` tables; ``Base.metadata`` is Alembic's target."""
+
+    metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {
+        datetime.datetime: UTCDateTime(),
+        dict[str, Any]: _JSON,
+        float: sa.Double(),
+    }
+
+
+class StudyRecord(Base):
+    """One study: its definition, objective and lifecycle status."""
+
+    __tablename__ = "tuner_studies"
+    __table_args__ = (
+        sa.CheckConstraint(_in("direction", DIRECTIONS), name="direction"),
+        sa.CheckConstraint(_in("status", STUDY_STATUSES), name="status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(255), unique=True)
+    spec_json: Mapped[dict[str, Any]]
+    metric: Mapped[str] = mapped_column(sa.String(64))
+    direction: Mapped[str] = mapped_column(sa.String(16))
+    status: Mapped[str] = mapped_column(sa.String(16), default="queued", server_default="queued")
+    n_trials: Mapped[int]
+    created_at: Mapped[datetime.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    trial_results: Mapped[list[TrialResult]] = relationship(
+        back_populates="study", lazy="raise", passive_deletes=True
+    )
+
+    def __repr__(self) -> str:
+        return f"StudyRecord(name={self.name!r}, status={self.status!r})"
+
+
+class TrialResult(Base):
+    """One finished trial as a flat, plain-SQL-friendly row (public contract)."""
+
+    __tablename__ = "tuner_trial_results"
+    __table_args__ = (
+        sa.UniqueConstraint("study_name", "trial_number"),
+        sa.CheckConstraint(_in("state", TRIAL_STATES), name="state"),
+        sa.CheckConstraint(_in("stop_reason", STOP_REASONS), name="stop_reason"),
+        sa.Index("ix_tuner_trial_results_study_name_value", "study_name", "value"),
+        sa.Index("ix_tuner_trial_results_study_name_initializer", "study_name", "initializer"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_name: Mapped[str] = mapped_column(
+        sa.String(255), sa.ForeignKey("tuner_studies.name", ondelete="CASCADE")
+    )
+    trial_number: Mapped[int]
+    state: Mapped[str] = mapped_column(sa.String(16))
+    stop_reason: Mapped[str] = mapped_column(sa.String(16))
+    initializer: Mapped[str] = mapped_column(sa.String(64))
+    lr: Mapped[float]
+    weight_decay: Mapped[float]
+    batch_size: Mapped[int]
+    patience: Mapped[int]
+    value: Mapped[float | None]
+    best_epoch: Mapped[int | None]
+    epochs_run: Mapped[int]
+    duration_s: Mapped[float]
+    worker: Mapped[str | None] = mapped_column(sa.String(255))
+    device: Mapped[str | None] = mapped_column(sa.String(64))
+    started_at: Mapped[datetime.datetime]
+    finished_at: Mapped[datetime.datetime]
+    params_json: Mapped[dict[str, Any]]
+    error: Mapped[str | None] = mapped_column(sa.Text)
+
+    study: Mapped[StudyRecord] = relationship(back_populates="trial_results", lazy="raise")
+
+    def __repr__(self) -> str:
+        return (
+            f"TrialResult(study_name={self.study_name!r}, trial_number={self.trial_number}, "
+            f"state={self.state!r}, value={self.value!r})"
+        )
