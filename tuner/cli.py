@@ -5,9 +5,11 @@ Rich (progress bars, tables) lives here and nowhere else.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
+import optuna
 import typer
 from rich.console import Console
 from rich.progress import (
@@ -31,8 +33,9 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-console = Console()
-err = Console(stderr=True)
+# Off a terminal (CI logs, pipes) rich would wrap tables at 80 columns.
+console = Console(width=None if sys.stdout.isatty() else 160)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 
 DatabaseUrl = Annotated[
     str | None,
@@ -83,13 +86,16 @@ class _ProgressObserver(RunObserver):
     def trial_finished(self, row: storage.TrialResultData) -> None:
         assert self.task is not None
         self._best_of(row.value)
-        self.progress.update(self.task, advance=1, best=_fmt(self.best))
+        status = f"trial {row.trial_number} · {row.stop_reason}"
+        self.progress.update(self.task, advance=1, best=_fmt(self.best), status=status)
 
 
 def print_leaderboard(database_url: str, study_name: str, top: int = 10) -> None:
     """Top trials, then the best result per initializer."""
     db = storage.Database(database_url)
     try:
+        if db.current_revision() is None:
+            raise TunerError(f"no study named {study_name!r}: {database_url} holds no results yet")
         with db.session() as session:
             record = storage.get_study_record(session, study_name)
             if record is None:
@@ -184,6 +190,7 @@ def results(
 
 def main() -> None:
     """Console-script entry point: turns the package's errors into messages and exit codes."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # the progress bar says it better
     try:
         app()
     except SpecError as exc:

@@ -1,0 +1,100 @@
+"""The `tuner` command line: run, results, error exits."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from tuner.cli import app, main
+
+SPEC = """
+name: cli-study
+task: {model: mlp, hidden: [16], dataset: digits}
+search:
+  initializer: [xavier_uniform, he_normal]
+  lr: {low: 0.01, high: 0.3, log: true}
+  batch_size: [64]
+  patience: 2
+budget: {n_trials: 3, max_epochs: 2}
+pruner: none
+"""
+
+
+@pytest.fixture
+def spec_file(tmp_path: Path) -> Path:
+    path = tmp_path / "spec.yaml"
+    path.write_text(SPEC)
+    return path
+
+
+def test_run_then_rerun_then_results(spec_file: Path, tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    runner = CliRunner()
+    first = runner.invoke(app, ["run", str(spec_file), "--database-url", url])
+    assert first.exit_code == 0, first.output
+    assert "3/3" in first.output and "best per initializer" in first.output
+    assert "kaiming_normal" in first.output or "xavier_uniform" in first.output
+    again = runner.invoke(app, ["run", str(spec_file), "--database-url", url])
+    assert again.exit_code == 0 and "already finished" in again.output
+    more = runner.invoke(app, ["run", str(spec_file), "--database-url", url, "--n-trials", "4"])
+    assert more.exit_code == 0 and "4/4" in more.output
+    shown = runner.invoke(app, ["results", "cli-study", "--database-url", url])
+    assert shown.exit_code == 0 and "top 4 of 4 trials" in shown.output
+
+
+def test_database_url_from_the_environment(
+    spec_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TUNER_DATABASE_URL", f"sqlite:///{tmp_path / 'env.db'}")
+    result = CliRunner().invoke(app, ["run", str(spec_file), "--n-trials", "1"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "env.db").exists()
+
+
+def _main(args: list[str], monkeypatch: pytest.MonkeyPatch) -> int:
+    monkeypatch.setattr(sys, "argv", ["tuner", *args])
+    with pytest.raises(SystemExit) as exited:
+        main()
+    return int(exited.value.code or 0)
+
+
+def test_invalid_spec_exits_2_naming_the_field(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: b\nsearch: {lr: {low: 1, high: 0.1}, batch_size: 0}\n")
+    assert _main(["run", str(bad), "--database-url", f"sqlite:///{tmp_path / 'x.db'}"],
+                 monkeypatch) == 2  # fmt: skip
+    err = capsys.readouterr().err
+    assert "search.lr" in err and "search.batch_size" in err
+    assert not (tmp_path / "x.db").exists()  # nothing written
+
+
+def test_unknown_study_exits_1(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"sqlite:///{tmp_path / 'y.db'}"
+    assert _main(["results", "nope", "--database-url", url], monkeypatch) == 1
+    assert "no study named 'nope'" in capsys.readouterr().err
+
+
+def test_console_script_end_to_end(spec_file: Path, tmp_path: Path) -> None:
+    """The installed `tuner` script, as the README runs it, leaves SQL a user can query."""
+    script = Path(sys.executable).with_name("tuner")
+    env = {**os.environ, "COLUMNS": "160"}
+    done = subprocess.run([str(script), "run", str(spec_file)], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "best per initializer" in done.stdout
+    with sqlite3.connect(tmp_path / "tuner.db") as con:
+        rows = con.execute(
+            "select initializer, max(value) from tuner_trial_results group by initializer"
+        ).fetchall()
+    assert {name for name, _ in rows} <= {"xavier_uniform", "kaiming_normal"}
+    assert all(0.0 < best <= 1.0 for _, best in rows)

@@ -1,0 +1,235 @@
+"""The embedded engine on real storage (SQLite and PostgreSQL): every trial ends recorded."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from typing import Any
+
+import optuna
+import pytest
+import torch
+
+import storage
+from tuner import RunObserver, SpecError, TunerError, parse_spec, run_study
+from tuner._rows import PARAMS_ATTR
+from tuner._train import EpochStats
+
+
+def _spec(name: str = "eng", **overrides: Any) -> Any:
+    data: dict[str, Any] = {
+        "name": name,
+        "task": {"model": "mlp", "hidden": [32], "dataset": "digits"},
+        "search": {
+            "initializer": ["xavier_normal", "kaiming_normal"],
+            "lr": {"low": 0.01, "high": 0.2, "log": True},
+            "batch_size": [64, 128],
+            "patience": 2,
+        },
+        "budget": {"n_trials": 3, "max_epochs": 3},
+        "pruner": "none",
+    }
+    data.update(overrides)
+    return parse_spec(data)
+
+
+def _rows(url: str, name: str) -> list[storage.TrialResult]:
+    db = storage.Database(url)
+    try:
+        with db.session() as session:
+            rows = storage.list_trial_results(session, name, order_by="trial_number")
+            session.expunge_all()
+            return rows
+    finally:
+        db.dispose()
+
+
+def _study(url: str, name: str) -> optuna.Study:
+    return optuna.load_study(study_name=name, storage=url)
+
+
+def _status(url: str, name: str) -> str:
+    db = storage.Database(url)
+    try:
+        with db.session() as session:
+            record = storage.get_study_record(session, name)
+            assert record is not None
+            return record.status
+    finally:
+        db.dispose()
+
+
+def test_run_writes_a_row_per_trial_and_optuna_sees_them(database_url: str) -> None:
+    summary = run_study(_spec(), database_url=database_url)
+    assert (summary.finished, summary.ran, summary.complete) == (3, 3, True)
+    rows = _rows(database_url, "eng")
+    assert [r.trial_number for r in rows] == [0, 1, 2]
+    for row in rows:
+        assert row.state == "complete" and row.stop_reason in ("patience", "max_epochs")
+        assert row.value is not None and 0.5 < row.value <= 1.0
+        assert row.initializer in ("xavier_normal", "kaiming_normal")
+        assert row.device == "cpu" and row.worker and row.duration_s > 0
+        assert 1 <= (row.best_epoch or 0) <= row.epochs_run <= 3
+        assert row.params_json["seeds"]["init"] != row.params_json["seeds"]["data"]
+    trials = _study(database_url, "eng").trials
+    assert [t.value for t in trials] == [r.value for r in rows]
+    assert all(
+        len(t.intermediate_values) == r.epochs_run for t, r in zip(trials, rows, strict=True)
+    )
+    assert _status(database_url, "eng") == "completed"
+
+
+def test_resume_adds_trials_and_a_finished_study_runs_nothing(database_url: str) -> None:
+    run_study(_spec(), database_url=database_url, n_trials=2)
+    again = run_study(_spec(), database_url=database_url, n_trials=4)
+    assert (again.finished, again.ran) == (4, 2)
+    done = run_study(_spec(), database_url=database_url, n_trials=4)
+    assert (done.ran, done.complete) == (0, True)
+    assert len(_rows(database_url, "eng")) == 4
+    # resumed runs do not replay the first run's suggestions
+    params = [(r.initializer, r.lr, r.batch_size) for r in _rows(database_url, "eng")]
+    assert len(set(params)) == 4
+
+
+def test_a_changed_definition_under_the_same_name_is_refused(database_url: str) -> None:
+    run_study(_spec(), database_url=database_url, n_trials=1)
+    changed = _spec(search={"initializer": "orthogonal", "lr": 0.1})
+    with pytest.raises(TunerError, match=r"different definition.*search"):
+        run_study(changed, database_url=database_url)
+
+
+def test_divergence_is_recorded_not_raised(database_url: str) -> None:
+    spec = _spec(
+        "div",
+        search={"initializer": {"name": "normal", "std": 50.0}, "lr": 1e4, "patience": 2},
+        budget={"n_trials": 1, "max_epochs": 5},
+    )
+    run_study(spec, database_url=database_url)
+    (row,) = _rows(database_url, "div")
+    assert row.stop_reason == "diverged"
+    assert row.state == ("fail" if row.value is None else "complete")
+    assert _study(database_url, "div").trials[0].state.name == row.state.upper()
+
+
+def test_pruned_trials_are_recorded(database_url: str) -> None:
+    pruner = {"name": "percentile", "options": {"percentile": 99.0, "n_startup_trials": 1}}
+    spec = _spec("prn", pruner=pruner, budget={"n_trials": 4, "max_epochs": 4})
+    run_study(spec, database_url=database_url)
+    rows = _rows(database_url, "prn")
+    pruned = [r for r in rows if r.state == "pruned"]
+    assert pruned and all(r.stop_reason == "pruned" for r in pruned)
+    assert all(r.epochs_run < 4 or r.best_epoch for r in pruned)
+
+
+@pytest.mark.parametrize(
+    ("exc", "message"),
+    [
+        (RuntimeError("CUDA error: an illegal memory access"), "RuntimeError: CUDA error"),
+        (
+            torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2 GiB"),
+            "out of memory",
+        ),
+    ],
+)
+def test_an_exception_in_a_trial_is_a_failed_row_and_the_run_goes_on(
+    database_url: str, exc: Exception, message: str
+) -> None:
+    spec = _spec(
+        "err",
+        search={"initializer": {"name": "lsuv", "max_iter": 3}, "lr": 0.05},
+        task={"plugin": "xor-blobs", "n": 200},
+        budget={"n_trials": 2, "max_epochs": 2},
+    )
+
+    class Boom(RunObserver):
+        def epoch_finished(self, number: int, stats: EpochStats) -> None:
+            if number == 0:
+                raise exc
+
+    summary = run_study(spec, database_url=database_url, observer=Boom())
+    assert summary.finished == 2
+    first, second = _rows(database_url, "err")
+    assert (first.state, first.stop_reason, first.value) == ("fail", "error", None)
+    assert first.error is not None and message in first.error
+    assert second.state == "complete"
+
+
+def test_timeout_stops_the_run_and_leaves_it_resumable(database_url: str) -> None:
+    spec = _spec("tmo", budget={"n_trials": 5, "max_epochs": 3, "timeout_s": 1e-6})
+    summary = run_study(spec, database_url=database_url)
+    assert (summary.ran, summary.timed_out, summary.complete) == (1, True, False)
+    (row,) = _rows(database_url, "tmo")
+    assert (row.stop_reason, row.epochs_run, row.state) == ("timeout", 1, "complete")
+    assert _status(database_url, "tmo") == "queued"
+
+
+def test_an_interrupt_records_the_running_trial_then_propagates(database_url: str) -> None:
+    class CtrlC(RunObserver):
+        def epoch_finished(self, number: int, stats: EpochStats) -> None:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_study(_spec("int"), database_url=database_url, observer=CtrlC())
+    (row,) = _rows(database_url, "int")
+    assert (row.state, row.stop_reason, row.error) == ("fail", "error", "interrupted")
+    assert _study(database_url, "int").trials[0].state == optuna.trial.TrialState.FAIL
+
+
+def test_recovery_after_a_crash(database_url: str) -> None:
+    spec = _spec("rec", budget={"n_trials": 3, "max_epochs": 2})
+    run_study(spec, database_url=database_url, n_trials=1)
+    # a results row lost between Optuna's write and ours
+    db = storage.Database(database_url)
+    with db.session() as session:
+        session.execute(storage.TrialResult.__table__.delete())
+    db.dispose()
+    # a trial whose process died mid-run (SIGKILL): RUNNING forever, owner gone
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    import socket
+
+    study = _study(database_url, "rec")
+    orphan = study.ask()
+    orphan.set_user_attr("worker", f"{socket.gethostname()}:{dead}")
+    orphan.set_user_attr(
+        PARAMS_ATTR,
+        {
+            "initializer": "xavier_normal",
+            "lr": 0.1,
+            "weight_decay": 0.0,
+            "batch_size": 64,
+            "patience": 2,
+        },
+    )
+    orphan.report(0.5, 1)
+    summary = run_study(spec, database_url=database_url)
+    rows = {r.trial_number: r for r in _rows(database_url, "rec")}
+    assert rows[0].state == "complete"  # rebuilt from the trial's user attribute
+    assert (rows[1].state, rows[1].stop_reason, rows[1].epochs_run) == ("fail", "error", 1)
+    assert rows[1].error is not None and "died" in rows[1].error
+    assert summary.finished == 3 and len(rows) == 3
+
+
+def test_trials_reproduce_exactly_on_cpu(tmp_path: Any) -> None:
+    values = []
+    for i in range(2):
+        run_study(_spec("rep"), database_url=f"sqlite:///{tmp_path / f'{i}.db'}")
+        values.append(
+            [
+                (r.lr, r.value, r.epochs_run)
+                for r in _rows(f"sqlite:///{tmp_path / f'{i}.db'}", "rep")
+            ]
+        )
+    assert values[0] == values[1]
+
+
+def test_plugin_spec_checked_against_the_built_model_before_writing(tmp_path: Any) -> None:
+    url = f"sqlite:///{tmp_path / 'p.db'}"
+    spec = _spec("plug", task={"plugin": "xor-blobs"}, search={"initializer": "dirac"})
+    with pytest.raises(SpecError, match=r"search\.initializer\[0\]"):
+        run_study(spec, database_url=url)
+    assert not (tmp_path / "p.db").exists()
