@@ -23,8 +23,15 @@ DIRECTIONS: tuple[str, ...] = ("maximize", "minimize")
 STUDY_STATUSES: tuple[str, ...] = ("queued", "running", "completed", "cancelled", "failed")
 #: Values of ``tuner_trial_results.state`` (terminal trial states only).
 TRIAL_STATES: tuple[str, ...] = ("complete", "pruned", "fail")
-#: Values of ``tuner_trial_results.stop_reason``.
-STOP_REASONS: tuple[str, ...] = ("patience", "pruned", "diverged", "max_epochs", "timeout", "error")
+#: Values of ``tuner_trial_results.stop_reason``: DESIGN.md's six, plus ``cancelled`` for a
+#: trial ended early because its study was cancelled.
+STOP_REASONS: tuple[str, ...] = (
+    "patience", "pruned", "diverged", "max_epochs", "timeout", "error", "cancelled",
+)  # fmt: skip
+#: Values of ``tuner_trial_runs.state`` (one run is one attempt at a trial):
+#: pending (a retry waiting for a worker), running (claimed, heartbeating), done (ended with
+#: its final outcome), retried (failed, and a newer attempt replaces it), cancelled.
+RUN_STATES: tuple[str, ...] = ("pending", "running", "done", "retried", "cancelled")
 
 NAMING_CONVENTION: dict[str, str] = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -103,6 +110,9 @@ class StudyRecord(Base):
     direction: Mapped[str] = mapped_column(sa.String(16))
     status: Mapped[str] = mapped_column(sa.String(16), default="queued", server_default="queued")
     n_trials: Mapped[int]
+    #: Trials handed to workers so far; a claim succeeds only while n_claimed < n_trials,
+    #: in one conditional UPDATE, so no race can start more than n_trials trials.
+    n_claimed: Mapped[int] = mapped_column(default=0, server_default="0")
     created_at: Mapped[datetime.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -156,3 +166,58 @@ class TrialResult(Base):
             f"TrialResult(study_name={self.study_name!r}, trial_number={self.trial_number}, "
             f"state={self.state!r}, value={self.value!r})"
         )
+
+
+class TrialRun(Base):
+    """One attempt at a trial: who runs it, its heartbeat, and how it ended.
+
+    A trial's first attempt is claimed against the study budget; a retry (after its worker
+    was lost) is a new ``pending`` run with the same parameters, claimed by any worker.
+    """
+
+    __tablename__ = "tuner_trial_runs"
+    __table_args__ = (
+        sa.CheckConstraint(_in("state", RUN_STATES), name="state"),
+        sa.Index("ix_tuner_trial_runs_state_heartbeat_at", "state", "heartbeat_at"),
+        sa.Index("ix_tuner_trial_runs_study_name_state", "study_name", "state"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_name: Mapped[str] = mapped_column(
+        sa.String(255), sa.ForeignKey("tuner_studies.name", ondelete="CASCADE")
+    )
+    trial_number: Mapped[int | None]  # Optuna's number, once the attempt has asked for it
+    attempt: Mapped[int] = mapped_column(default=0)
+    retry_of: Mapped[int | None]  # trial number of the failed attempt this one repeats
+    state: Mapped[str] = mapped_column(sa.String(16))
+    worker: Mapped[str | None] = mapped_column(sa.String(255))
+    device: Mapped[str | None] = mapped_column(sa.String(64))
+    params_json: Mapped[dict[str, Any] | None]  # a retry's parameters (Optuna's names)
+    created_at: Mapped[datetime.datetime] = mapped_column(default=utcnow)
+    heartbeat_at: Mapped[datetime.datetime | None]
+    finished_at: Mapped[datetime.datetime | None]
+
+    def __repr__(self) -> str:
+        return (
+            f"TrialRun(study_name={self.study_name!r}, trial_number={self.trial_number}, "
+            f"attempt={self.attempt}, state={self.state!r})"
+        )
+
+
+class WorkerRecord(Base):
+    """A worker process: where it runs, on what device, and when it last said it is alive."""
+
+    __tablename__ = "tuner_workers"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(255), unique=True)
+    host: Mapped[str] = mapped_column(sa.String(255))
+    pid: Mapped[int]
+    device: Mapped[str] = mapped_column(sa.String(64))
+    slots: Mapped[int]
+    started_at: Mapped[datetime.datetime] = mapped_column(default=utcnow)
+    heartbeat_at: Mapped[datetime.datetime] = mapped_column(default=utcnow)
+    stopped_at: Mapped[datetime.datetime | None]
+
+    def __repr__(self) -> str:
+        return f"WorkerRecord(name={self.name!r}, device={self.device!r})"

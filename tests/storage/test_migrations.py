@@ -28,6 +28,9 @@ from storage._alembic import (
 TUNER_TABLES = {"tuner_studies", "tuner_trial_results", "tuner_alembic_version"}
 ALEMBIC_INI = MIGRATIONS_DIR.parent / "alembic.ini"
 
+#: The newest migration; every upgrade test expects the tables at it.
+HEAD = "0002"
+
 
 def _tables(database: Database) -> set[str]:
     return set(sa.inspect(database.engine).get_table_names())
@@ -36,7 +39,7 @@ def _tables(database: Database) -> set[str]:
 def test_single_head() -> None:
     script = ScriptDirectory.from_config(make_config())
     assert len(script.get_heads()) == 1
-    assert script.get_current_head() == "0001"
+    assert script.get_current_head() == HEAD
 
 
 def test_upgrade_downgrade_upgrade(database_url: str) -> None:
@@ -47,9 +50,9 @@ def test_upgrade_downgrade_upgrade(database_url: str) -> None:
 
         database.upgrade()
         assert _tables(database) >= TUNER_TABLES
-        assert database.current_revision() == "0001"
+        assert database.current_revision() == HEAD
         database.upgrade()  # already at head: a no-op
-        assert database.current_revision() == "0001"
+        assert database.current_revision() == HEAD
 
         database.downgrade("base")
         assert _tables(database) & TUNER_TABLES <= {VERSION_TABLE}
@@ -57,7 +60,7 @@ def test_upgrade_downgrade_upgrade(database_url: str) -> None:
 
         database.upgrade()
         assert _tables(database) >= TUNER_TABLES
-        assert database.current_revision() == "0001"
+        assert database.current_revision() == HEAD
     finally:
         database.dispose()
 
@@ -87,7 +90,7 @@ def test_concurrent_upgrades_both_succeed(database_url: str) -> None:
         with ThreadPoolExecutor(len(databases)) as pool:
             for future in [pool.submit(upgrade, db) for db in databases]:
                 future.result()
-        assert databases[0].current_revision() == "0001"
+        assert databases[0].current_revision() == HEAD
     finally:
         for database in databases:
             database.dispose()
@@ -145,9 +148,9 @@ def test_alembic_ini_for_humans(database_url: str) -> None:
     assert done.returncode == 0, done.stderr
     current = subprocess.run([*command, "current"], capture_output=True, text=True, cwd=root)
     assert current.returncode == 0, current.stderr
-    assert "0001 (head)" in current.stdout
+    assert f"{HEAD} (head)" in current.stdout
     database = Database(database_url)
     try:
-        assert database.current_revision() == "0001"
+        assert database.current_revision() == HEAD
     finally:
         database.dispose()
