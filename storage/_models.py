@@ -26,8 +26,14 @@ TRIAL_STATES: tuple[str, ...] = ("complete", "pruned", "fail")
 #: Values of ``tuner_trial_results.stop_reason``: DESIGN.md's six, plus ``cancelled`` for a
 #: trial ended early because its study was cancelled.
 STOP_REASONS: tuple[str, ...] = (
-    "patience", "pruned", "diverged", "max_epochs", "timeout", "error", "cancelled",
-)  # fmt: skip
+    "patience",
+    "pruned",
+    "diverged",
+    "max_epochs",
+    "timeout",
+    "error",
+    "cancelled",
+)
 #: Values of ``tuner_trial_runs.state`` (one run is one attempt at a trial):
 #: pending (a retry waiting for a worker), running (claimed, heartbeating), done (ended with
 #: its final outcome), retried (failed, and a newer attempt replaces it), cancelled.

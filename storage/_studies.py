@@ -90,11 +90,18 @@ def set_study_status(session: Session, name: str, status: str) -> None:
 
 @translate_errors
 def set_study_budget(session: Session, name: str, n_trials: int) -> None:
-    """Change the number of finished trials a study should end with."""
+    """Change the number of finished trials a study should end with.
+
+    A completed study given a larger budget is queued again, so workers pick it up.
+    """
+    reopen = sa.case(
+        (sa.and_(StudyRecord.status == "completed", StudyRecord.n_claimed < n_trials), "queued"),
+        else_=StudyRecord.status,
+    )
     result = session.execute(
         sa.update(StudyRecord)
         .where(StudyRecord.name == name)
-        .values(n_trials=n_trials, updated_at=utcnow())
+        .values(n_trials=n_trials, status=reopen, updated_at=utcnow())
         .execution_options(synchronize_session="fetch")
     )
     if cast("sa.CursorResult[Any]", result).rowcount == 0:

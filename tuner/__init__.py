@@ -4,8 +4,15 @@ No HTTP and no SQL text here: results go through :mod:`storage`.
 """
 
 from tuner._data import BUILTIN_DATASETS, DatasetFile, DataSplit, load_dataset
-from tuner._engine import RunObserver, RunSummary, resolve_device, run_study
-from tuner._errors import InitializerError, SpecError, SpecIssue, TaskError, TunerError
+from tuner._engine import RunSummary, run_study
+from tuner._errors import (
+    InitializerError,
+    SpecError,
+    SpecIssue,
+    StudyStateError,
+    TaskError,
+    TunerError,
+)
 from tuner._initializers import (
     ACTIVATIONS,
     ALIASES,
@@ -15,10 +22,14 @@ from tuner._initializers import (
     apply_initializer,
     canonical_name,
 )
+from tuner._observer import RunObserver
 from tuner._search import TrialParams, suggest
+from tuner._service import cancel_study, check_task, ensure_study, submit_study
 from tuner._spec import StudySpec, load_spec, parse_spec
 from tuner._tasks import ENTRY_POINT_GROUP, Task, TaskPlugin, build_task
 from tuner._train import EarlyStopping, EpochStats, TrainConfig, TrainResult, train
+from tuner._trial import resolve_device
+from tuner._worker import Worker, WorkerConfig
 
 __all__ = [
     "ACTIVATIONS",
@@ -37,6 +48,7 @@ __all__ = [
     "SpecError",
     "SpecIssue",
     "StudySpec",
+    "StudyStateError",
     "Task",
     "TaskError",
     "TaskPlugin",
@@ -44,15 +56,21 @@ __all__ = [
     "TrainResult",
     "TrialParams",
     "TunerError",
+    "Worker",
+    "WorkerConfig",
     "applicability_error",
     "apply_initializer",
     "build_task",
+    "cancel_study",
     "canonical_name",
+    "check_task",
+    "ensure_study",
     "load_dataset",
     "load_spec",
     "parse_spec",
     "resolve_device",
     "run_study",
+    "submit_study",
     "suggest",
     "train",
 ]

@@ -47,3 +47,7 @@ class InitializerError(TunerError):
 
 class TaskError(TunerError):
     """A task (model + data) cannot be built: unknown plugin, unreadable data file, ..."""
+
+
+class StudyStateError(TunerError):
+    """The study's state does not allow the request (e.g. cancelling a completed study)."""

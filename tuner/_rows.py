@@ -1,24 +1,26 @@
-"""Results rows, and recovery of trials a crash left without one.
+"""Results rows, and what a crash needs to record or retry a trial later.
 
-Every finished trial gets one flat ``tuner_trial_results`` row. The row also
-rides on the Optuna trial as a user attribute, and the trial's configuration is
-attached when it starts, so whatever a crash interrupts can be recorded later.
+Every finished trial gets one flat ``tuner_trial_results`` row. The row also rides
+on the Optuna trial as a user attribute, and the trial's configuration is attached
+when it starts, so whatever a crash interrupts can be recorded (and retried) later.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 import socket
 from datetime import UTC, datetime
 from typing import Any
 
 import optuna
+from optuna.distributions import distribution_to_json, json_to_distribution
 
 import storage
 from tuner._trial import TrialOutcome
 
 RESULT_ATTR = "tuner_result"  # the results row, so a row lost in a crash can be rebuilt
-PARAMS_ATTR = "tuner_params"  # the trial's configuration, for trials that never ended
+PARAMS_ATTR = "tuner"  # configuration, worker, device, attempt: set once when a trial starts
 FINISHED = (
     optuna.trial.TrialState.COMPLETE,
     optuna.trial.TrialState.PRUNED,
@@ -27,7 +29,8 @@ FINISHED = (
 
 
 def worker_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
+    """host:pid:tag, unique per worker object even when a process runs several."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
 
 
 def result_row(study_name: str, outcome: TrialOutcome, worker: str) -> storage.TrialResultData:
@@ -58,8 +61,9 @@ def result_row(study_name: str, outcome: TrialOutcome, worker: str) -> storage.T
 def failure_row(
     study_name: str, trial: optuna.trial.FrozenTrial, *, error: str
 ) -> storage.TrialResultData:
-    """The row of a trial that ended without an outcome (interrupted, or its process died)."""
-    params: dict[str, Any] = trial.user_attrs[PARAMS_ATTR]
+    """The row of a trial that ended without an outcome (interrupted, or its worker lost)."""
+    meta: dict[str, Any] = trial.user_attrs[PARAMS_ATTR]
+    params: dict[str, Any] = meta["params"]
     now = datetime.now(UTC)
     started = trial.datetime_start.astimezone(UTC) if trial.datetime_start else now
     return storage.TrialResultData(
@@ -76,8 +80,8 @@ def failure_row(
         best_epoch=None,
         epochs_run=len(trial.intermediate_values),
         duration_s=max(0.0, (now - started).total_seconds()),
-        worker=trial.user_attrs.get("worker"),
-        device=trial.user_attrs.get("device"),
+        worker=meta.get("worker"),
+        device=meta.get("device"),
         started_at=started,
         finished_at=now,
         params_json=params,
@@ -85,47 +89,54 @@ def failure_row(
     )
 
 
-def record_failure(
-    db: storage.Database, study: optuna.Study, number: int, *, error: str
-) -> storage.TrialResultData:
-    """Fail a RUNNING trial in Optuna and write its row."""
-    backend = db.optuna_storage()
-    trial_id = backend.get_trial_id_from_study_id_trial_number(
-        backend.get_study_id_from_name(study.study_name), number
+def retry_payload(trial: optuna.trial.FrozenTrial | optuna.Trial) -> dict[str, Any]:
+    """What a retry needs to run the same configuration: Optuna's params and distributions."""
+    return {
+        "params": dict(trial.params),
+        "distributions": {k: distribution_to_json(d) for k, d in trial.distributions.items()},
+    }
+
+
+def retry_trial(study: optuna.Study, backend: Any, payload: dict[str, Any]) -> optuna.Trial:
+    """A new RUNNING Optuna trial carrying exactly the payload's parameters."""
+    distributions = {k: json_to_distribution(v) for k, v in payload["distributions"].items()}
+    template = optuna.trial.FrozenTrial(
+        number=-1,
+        state=optuna.trial.TrialState.RUNNING,
+        value=None,
+        datetime_start=datetime.now(),
+        datetime_complete=None,
+        params=payload["params"],
+        distributions=distributions,
+        user_attrs={},
+        system_attrs={},
+        intermediate_values={},
+        trial_id=-1,
     )
-    row = failure_row(study.study_name, backend.get_trial(trial_id), error=error)
-    backend.set_trial_user_attr(trial_id, RESULT_ATTR, row.to_json())
-    study.tell(number, state=optuna.trial.TrialState.FAIL)
-    with db.session() as session:
-        storage.upsert_trial_result(session, row)
-    return row
+    trial_id = backend.create_new_trial(
+        backend.get_study_id_from_name(study.study_name), template_trial=template
+    )
+    return optuna.Trial(study, trial_id)
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+def frozen_trial(backend: Any, study_name: str, number: int) -> optuna.trial.FrozenTrial:
+    study_id = backend.get_study_id_from_name(study_name)
+    trial: optuna.trial.FrozenTrial = backend.get_trial(
+        backend.get_trial_id_from_study_id_trial_number(study_id, number)
+    )
+    return trial
+
+
+def dead_here(worker: str) -> bool:
+    """Whether ``worker`` (host:pid:tag) is a process on this host that no longer exists."""
+    host, _, rest = worker.partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit():
         return False
-    except PermissionError:
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
         return True
-    return True
-
-
-def recover(db: storage.Database, study: optuna.Study) -> None:
-    """Bring a study back to a fully recorded state after a crash.
-
-    Finished trials whose row is missing get it back from their user attribute;
-    trials left RUNNING by a dead process on this host are failed and recorded.
-    """
-    host = socket.gethostname()
-    with db.session() as session:
-        have = storage.recorded_trial_numbers(session, study.study_name)
-    for trial in study.get_trials(deepcopy=False):
-        attr = trial.user_attrs.get(RESULT_ATTR)
-        if trial.state in FINISHED and attr and trial.number not in have:
-            with db.session() as session:
-                storage.upsert_trial_result(session, storage.TrialResultData.from_json(attr))
-        elif trial.state == optuna.trial.TrialState.RUNNING and PARAMS_ATTR in trial.user_attrs:
-            owner_host, _, pid = str(trial.user_attrs.get("worker", "")).rpartition(":")
-            if owner_host == host and pid.isdigit() and not _alive(int(pid)):
-                record_failure(db, study, trial.number, error=f"worker {owner_host}:{pid} died")
+    except PermissionError:
+        return False
+    return False

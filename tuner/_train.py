@@ -17,7 +17,9 @@ from torch.nn import functional as F
 
 from tuner._data import DataSplit
 
-StopReason = Literal["patience", "pruned", "diverged", "max_epochs", "timeout", "error"]
+StopReason = Literal[
+    "patience", "pruned", "diverged", "max_epochs", "timeout", "error", "cancelled"
+]
 Direction = Literal["maximize", "minimize"]
 EVAL_CHUNK = 4096  # validation rows per forward pass; bounds memory on big validation sets
 

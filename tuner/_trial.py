@@ -18,6 +18,7 @@ import optuna
 import torch
 
 from tuner._data import DataSplit
+from tuner._errors import TunerError
 from tuner._initializers import apply_initializer
 from tuner._search import TrialParams
 from tuner._tasks import Task
@@ -76,9 +77,14 @@ def execute_trial(
     study_seed: int,
     device: torch.device,
     on_epoch: Callable[[EpochStats], StopReason | None] | None = None,
+    seed_number: int | None = None,
 ) -> TrialOutcome:
-    """Train one configuration; every failure becomes an outcome, except interrupts."""
-    init_seed, data_seed = trial_seeds(study_seed, number)
+    """Train one configuration; every failure becomes an outcome, except interrupts.
+
+    Seeds derive from ``seed_number`` (default: the trial number); a retry passes its first
+    attempt's number, so it re-runs the same computation.
+    """
+    init_seed, data_seed = trial_seeds(study_seed, number if seed_number is None else seed_number)
     started, t0 = datetime.now(UTC), time.perf_counter()
     outcome: dict[str, Any]
     try:
@@ -128,6 +134,19 @@ def execute_trial(
         seeds={"init": init_seed, "data": data_seed},
         **outcome,
     )
+
+
+def resolve_device(name: str | None = None) -> torch.device:
+    """``auto``/None picks CUDA when present, else CPU."""
+    if name in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as exc:
+        raise TunerError(f"unknown device {name!r}: {exc}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise TunerError(f"device {name!r} asked for, but CUDA is not available here")
+    return device
 
 
 def tell(study: optuna.Study, trial: optuna.Trial, outcome: TrialOutcome) -> None:

@@ -23,8 +23,9 @@ from rich.progress import (
 from rich.table import Table
 
 import storage
-from tuner._engine import RunObserver, run_study
+from tuner._engine import run_study
 from tuner._errors import SpecError, TunerError
+from tuner._observer import RunObserver
 from tuner._spec import load_spec
 from tuner._train import EpochStats
 

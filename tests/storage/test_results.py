@@ -170,8 +170,14 @@ def test_list_is_best_first_for_the_study_direction(populated: Database) -> None
         best = list_trial_results(session, "loss", state="complete", limit=1)
         assert [(r.trial_number, r.value) for r in best] == [(4, 0.70)]
         assert _numbers(list_trial_results(session, "acc", descending=False)) == [
-            4, 0, 5, 1, 2, 3, 6,
-        ]  # fmt: skip
+            4,
+            0,
+            5,
+            1,
+            2,
+            3,
+            6,
+        ]
 
 
 def test_list_filters_order_limit_offset(populated: Database) -> None:
@@ -191,8 +197,14 @@ def test_list_filters_order_limit_offset(populated: Database) -> None:
         assert _numbers(page) == [2, 3, 4]
         assert list_trial_results(session, "acc", state="complete", offset=10) == []
         assert _numbers(list_trial_results(session, "acc", order_by="initializer")) == [
-            1, 3, 4, 6, 0, 2, 5,
-        ]  # fmt: skip
+            1,
+            3,
+            4,
+            6,
+            0,
+            2,
+            5,
+        ]
 
 
 def test_list_rejects_bad_arguments_and_unknown_study(populated: Database) -> None:

@@ -69,8 +69,10 @@ def test_invalid_spec_exits_2_naming_the_field(
 ) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: b\nsearch: {lr: {low: 1, high: 0.1}, batch_size: 0}\n")
-    assert _main(["run", str(bad), "--database-url", f"sqlite:///{tmp_path / 'x.db'}"],
-                 monkeypatch) == 2  # fmt: skip
+    assert (
+        _main(["run", str(bad), "--database-url", f"sqlite:///{tmp_path / 'x.db'}"], monkeypatch)
+        == 2
+    )
     err = capsys.readouterr().err
     assert "search.lr" in err and "search.batch_size" in err
     assert not (tmp_path / "x.db").exists()  # nothing written
@@ -88,8 +90,14 @@ def test_console_script_end_to_end(spec_file: Path, tmp_path: Path) -> None:
     """The installed `tuner` script, as the README runs it, leaves SQL a user can query."""
     script = Path(sys.executable).with_name("tuner")
     env = {**os.environ, "COLUMNS": "160"}
-    done = subprocess.run([str(script), "run", str(spec_file)], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    done = subprocess.run(
+        [str(script), "run", str(spec_file)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     assert "best per initializer" in done.stdout
     with sqlite3.connect(tmp_path / "tuner.db") as con:

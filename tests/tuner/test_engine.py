@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import storage
-from tuner import RunObserver, SpecError, TunerError, parse_spec, run_study
+from tuner import RunObserver, SpecError, TunerError, _worker, parse_spec, run_study
 from tuner._rows import PARAMS_ATTR
 from tuner._train import EpochStats
 
@@ -148,19 +148,44 @@ def test_an_exception_in_a_trial_is_a_failed_row_and_the_run_goes_on(
 
     summary = run_study(spec, database_url=database_url, observer=Boom())
     assert summary.finished == 2
-    first, second = _rows(database_url, "err")
-    assert (first.state, first.stop_reason, first.value) == ("fail", "error", None)
-    assert first.error is not None and message in first.error
-    assert second.state == "complete"
+    failed, retry, other = _rows(database_url, "err")
+    assert (failed.state, failed.stop_reason, failed.value) == ("fail", "error", None)
+    assert failed.error is not None and message in failed.error and "retrying" in failed.error
+    # the retry runs the same configuration with the same seeds
+    assert retry.state == "complete" and retry.params_json == failed.params_json
+    assert other.state == "complete" and other.params_json["seeds"] != failed.params_json["seeds"]
 
 
-def test_timeout_stops_the_run_and_leaves_it_resumable(database_url: str) -> None:
-    spec = _spec("tmo", budget={"n_trials": 5, "max_epochs": 3, "timeout_s": 1e-6})
-    summary = run_study(spec, database_url=database_url)
+def test_errors_are_not_retried_past_max_retries(database_url: str) -> None:
+    spec = _spec("nore", budget={"n_trials": 1, "max_epochs": 2, "max_retries": 0})
+
+    class Boom(RunObserver):
+        def epoch_finished(self, number: int, stats: EpochStats) -> None:
+            raise RuntimeError("always broken")
+
+    summary = run_study(spec, database_url=database_url, observer=Boom())
+    (row,) = _rows(database_url, "nore")
+    assert (summary.finished, row.state, row.stop_reason) == (1, "fail", "error")
+    assert row.error is not None and "retrying" not in row.error
+
+
+def test_timeout_stops_the_run_and_leaves_it_resumable(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec = _spec("tmo", budget={"n_trials": 5, "max_epochs": 3, "timeout_s": 3600})
+
+    class Expire(RunObserver):  # the limit passes during the first epoch of the first trial
+        def epoch_finished(self, number: int, stats: EpochStats) -> None:
+            monkeypatch.setattr(_worker, "_clock", lambda: float("inf"))
+
+    summary = run_study(spec, database_url=database_url, observer=Expire())
     assert (summary.ran, summary.timed_out, summary.complete) == (1, True, False)
     (row,) = _rows(database_url, "tmo")
     assert (row.stop_reason, row.epochs_run, row.state) == ("timeout", 1, "complete")
-    assert _status(database_url, "tmo") == "queued"
+    assert _status(database_url, "tmo") == "running"  # not completed: a rerun goes on
+    monkeypatch.undo()
+    again = run_study(spec, database_url=database_url)
+    assert (again.finished, again.complete) == (5, True)
 
 
 def test_an_interrupt_records_the_running_trial_then_propagates(database_url: str) -> None:
@@ -175,43 +200,78 @@ def test_an_interrupt_records_the_running_trial_then_propagates(database_url: st
     assert _study(database_url, "int").trials[0].state == optuna.trial.TrialState.FAIL
 
 
-def test_recovery_after_a_crash(database_url: str) -> None:
-    spec = _spec("rec", budget={"n_trials": 3, "max_epochs": 2})
-    run_study(spec, database_url=database_url, n_trials=1)
-    # a results row lost between Optuna's write and ours
-    db = storage.Database(database_url)
+def _crashed_run(url: str, name: str, dead_worker: str) -> tuple[optuna.Study, int, int]:
+    """What a worker killed mid-trial leaves: a claimed run and a RUNNING Optuna trial."""
+    db = storage.Database(url)
     with db.session() as session:
-        session.execute(storage.TrialResult.__table__.delete())
+        record = storage.get_study_record(session, name)
+        assert record is not None
+        storage.set_study_budget(session, name, record.n_trials + 1)
+        claim = storage.claim_run(session, worker=dead_worker, device="cpu", studies=[name])
+    assert claim is not None
+    study = _study(url, name)
+    trial = study.ask()
+    trial.suggest_categorical("initializer", ["xavier_normal", "kaiming_normal"])
+    trial.suggest_float("lr", 0.01, 0.2, log=True)
+    trial.suggest_categorical("batch_size", [64, 128])
+    params = {"initializer": "xavier_normal", "initializer_name": "xavier_normal",
+              "init_params": {}, "lr": trial.params["lr"], "weight_decay": 0.0,
+              "batch_size": trial.params["batch_size"], "patience": 2}  # fmt: skip
+    trial.set_user_attr(PARAMS_ATTR, {"params": params, "worker": dead_worker, "device": "cpu"})
+    with db.session() as session:
+        storage.set_run_trial(session, claim.run_id, trial.number)
+    trial.report(0.5, 1)
     db.dispose()
-    # a trial whose process died mid-run (SIGKILL): RUNNING forever, owner gone
-    dead = subprocess.run(
-        [sys.executable, "-c", "import os; print(os.getpid())"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
+    return study, trial.number, claim.run_id
+
+
+def _dead_worker_name() -> str:
     import socket
 
-    study = _study(database_url, "rec")
-    orphan = study.ask()
-    orphan.set_user_attr("worker", f"{socket.gethostname()}:{dead}")
-    orphan.set_user_attr(
-        PARAMS_ATTR,
-        {
-            "initializer": "xavier_normal",
-            "lr": 0.1,
-            "weight_decay": 0.0,
-            "batch_size": 64,
-            "patience": 2,
-        },
-    )
-    orphan.report(0.5, 1)
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+    return f"{socket.gethostname()}:{dead}:dead"
+
+
+def test_a_trial_whose_worker_died_is_recorded_and_retried(database_url: str) -> None:
+    spec = _spec("rec", budget={"n_trials": 3, "max_epochs": 2})
+    run_study(spec, database_url=database_url, n_trials=1)
+    _, number, _ = _crashed_run(database_url, "rec", _dead_worker_name())
     summary = run_study(spec, database_url=database_url)
     rows = {r.trial_number: r for r in _rows(database_url, "rec")}
-    assert rows[0].state == "complete"  # rebuilt from the trial's user attribute
-    assert (rows[1].state, rows[1].stop_reason, rows[1].epochs_run) == ("fail", "error", 1)
-    assert rows[1].error is not None and "died" in rows[1].error
-    assert summary.finished == 3 and len(rows) == 3
+    lost = rows[number]
+    assert (lost.state, lost.stop_reason, lost.epochs_run) == ("fail", "error", 1)
+    assert lost.error is not None and "lost" in lost.error and "retrying" in lost.error
+    retries = [r for r in rows.values() if r.trial_number > number and r.lr == lost.lr]
+    assert retries and retries[0].state == "complete"  # same configuration, run again
+    assert summary.finished == 3  # exactly the budget: the lost attempt does not count
+    assert _study(database_url, "rec").trials[number].state == optuna.trial.TrialState.FAIL
+
+
+def test_a_result_told_to_optuna_but_not_written_is_restored(database_url: str) -> None:
+    spec = _spec("res", budget={"n_trials": 2, "max_epochs": 2})
+    run_study(spec, database_url=database_url, n_trials=1)
+    _, number, _ = _crashed_run(database_url, "res", _dead_worker_name())
+    kept = _rows(database_url, "res")[0]
+    row = storage.TrialResultData(
+        study_name="res", trial_number=number, state="complete", stop_reason="patience",
+        initializer="xavier_normal", lr=0.05, weight_decay=0.0, batch_size=64, patience=2,
+        value=0.9, best_epoch=1, epochs_run=1, duration_s=1.0, worker="w", device="cpu",
+        started_at=kept.started_at, finished_at=kept.finished_at, params_json={},
+    )  # fmt: skip
+    backend = optuna.storages.RDBStorage(database_url)
+    trial_id = backend.get_trial_id_from_study_id_trial_number(
+        backend.get_study_id_from_name("res"), number
+    )
+    backend.set_trial_user_attr(trial_id, "tuner_result", row.to_json())
+    backend.set_trial_state_values(trial_id, optuna.trial.TrialState.COMPLETE, [0.9])
+    backend.engine.dispose()
+    summary = run_study(spec, database_url=database_url)
+    restored = {r.trial_number: r for r in _rows(database_url, "res")}[number]
+    assert (restored.state, restored.value, restored.worker) == ("complete", 0.9, "w")
+    assert summary.finished == 2 and summary.ran == 0
 
 
 def test_trials_reproduce_exactly_on_cpu(tmp_path: Any) -> None:

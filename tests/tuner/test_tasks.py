@@ -6,8 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from tuner import SpecError, TaskError, build_task, parse_spec
-from tuner._engine import check_task
+from tuner import SpecError, TaskError, build_task, check_task, parse_spec
 from tuner._tasks import installed_plugins
 
 

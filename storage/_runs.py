@@ -1,0 +1,324 @@
+"""Trial runs: atomic claims against a study's budget, heartbeats, leases and retries.
+
+Every state change here is one conditional UPDATE, so whichever of two racing writers
+(two workers claiming, or a worker finishing while a reaper declares it lost) gets
+the row wins, and the other sees zero rows and backs off. SQLite serializes writers;
+on PostgreSQL the row locks of UPDATE do the same.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, cast
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from storage._errors import translate_errors
+from storage._models import StudyRecord, TrialRun, WorkerRecord, utcnow
+
+ACTIVE = ("queued", "running")
+
+
+@dataclasses.dataclass(frozen=True)
+class Claim:
+    """A run a worker now owns: a new trial of a study, or a retry of a failed one."""
+
+    run_id: int
+    study_name: str
+    spec_json: dict[str, Any]
+    created_at: datetime.datetime  # the study's
+    attempt: int
+    retry_of: int | None  # the first attempt's trial number, for a retry
+    params_json: dict[str, Any] | None  # a retry's parameters
+    seq: int  # the study's claim counter after this claim (1-based); distinct per new trial
+
+
+@dataclasses.dataclass(frozen=True)
+class LostRun:
+    """A running run whose worker stopped heartbeating (or died on this host)."""
+
+    run_id: int
+    study_name: str
+    trial_number: int | None
+    attempt: int
+    retry_of: int | None
+    worker: str | None
+
+
+def _rowcount(result: sa.Result[Any]) -> int:
+    return cast("sa.CursorResult[Any]", result).rowcount
+
+
+def _claim_retry(
+    session: Session, worker: str, device: str, studies: Sequence[str] | None
+) -> Claim | None:
+    active = sa.select(StudyRecord.name).where(StudyRecord.status.in_(ACTIVE))
+    if studies is not None:
+        active = active.where(StudyRecord.name.in_(studies))
+    pick = (
+        sa.select(TrialRun.id)
+        .where(TrialRun.state == "pending", TrialRun.study_name.in_(active))
+        .order_by(TrialRun.id)
+        .limit(1)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        pick = pick.with_for_update(skip_locked=True)
+    row = session.execute(
+        sa.update(TrialRun)
+        .where(TrialRun.id == pick.scalar_subquery(), TrialRun.state == "pending")
+        .values(state="running", worker=worker, device=device, heartbeat_at=utcnow())
+        .returning(
+            TrialRun.id,
+            TrialRun.study_name,
+            TrialRun.attempt,
+            TrialRun.retry_of,
+            TrialRun.params_json,
+        )
+    ).first()
+    if row is None:
+        return None
+    study = session.execute(
+        sa.select(StudyRecord.spec_json, StudyRecord.created_at, StudyRecord.n_claimed).where(
+            StudyRecord.name == row.study_name
+        )
+    ).one()
+    return Claim(
+        row.id,
+        row.study_name,
+        study.spec_json,
+        study.created_at,
+        row.attempt,
+        row.retry_of,
+        row.params_json,
+        study.n_claimed,
+    )
+
+
+def _claim_new(
+    session: Session, worker: str, device: str, studies: Sequence[str] | None
+) -> Claim | None:
+    pick = sa.select(StudyRecord.id).where(
+        StudyRecord.status.in_(ACTIVE), StudyRecord.n_claimed < StudyRecord.n_trials
+    )
+    if studies is not None:
+        pick = pick.where(StudyRecord.name.in_(studies))
+    pick = pick.order_by(StudyRecord.created_at, StudyRecord.id).limit(1)
+    # The budget test sits in the UPDATE itself: PostgreSQL re-checks it on the locked row,
+    # so of N racing claimers for the last slot exactly one gets a row back.
+    row = session.execute(
+        sa.update(StudyRecord)
+        .where(
+            StudyRecord.id == pick.scalar_subquery(),
+            StudyRecord.n_claimed < StudyRecord.n_trials,
+            StudyRecord.status.in_(ACTIVE),
+        )
+        .values(n_claimed=StudyRecord.n_claimed + 1, status="running", updated_at=utcnow())
+        .returning(
+            StudyRecord.name, StudyRecord.spec_json, StudyRecord.created_at, StudyRecord.n_claimed
+        )
+    ).first()
+    if row is None:
+        return None
+    run = TrialRun(
+        study_name=row.name,
+        attempt=0,
+        state="running",
+        worker=worker,
+        device=device,
+        heartbeat_at=utcnow(),
+    )
+    session.add(run)
+    session.flush()
+    return Claim(run.id, row.name, row.spec_json, row.created_at, 0, None, None, row.n_claimed)
+
+
+@translate_errors
+def claim_run(
+    session: Session, *, worker: str, device: str, studies: Sequence[str] | None = None
+) -> Claim | None:
+    """Claim a waiting retry, else a new trial of the oldest active study with budget left.
+
+    ``studies`` limits the claim to those study names. None when there is nothing to do.
+    """
+    for _ in range(3):  # a lost race on one study may leave budget on another
+        claim = _claim_retry(session, worker, device, studies) or _claim_new(
+            session, worker, device, studies
+        )
+        if claim is not None:
+            return claim
+        if not _claimable(session, studies):
+            return None
+    return None
+
+
+def _claimable(session: Session, studies: Sequence[str] | None) -> bool:
+    stmt = sa.select(sa.func.count(StudyRecord.id)).where(
+        StudyRecord.status.in_(ACTIVE), StudyRecord.n_claimed < StudyRecord.n_trials
+    )
+    if studies is not None:
+        stmt = stmt.where(StudyRecord.name.in_(studies))
+    return bool(session.scalar(stmt))
+
+
+@translate_errors
+def set_run_trial(session: Session, run_id: int, trial_number: int) -> None:
+    session.execute(
+        sa.update(TrialRun).where(TrialRun.id == run_id).values(trial_number=trial_number)
+    )
+
+
+@translate_errors
+def finish_run(session: Session, run_id: int, state: str = "done") -> bool:
+    """End a run we own; False if it is no longer ours (a reaper declared it lost)."""
+    result = session.execute(
+        sa.update(TrialRun)
+        .where(TrialRun.id == run_id, TrialRun.state == "running")
+        .values(state=state, finished_at=utcnow())
+    )
+    return _rowcount(result) == 1
+
+
+@translate_errors
+def set_run_state(session: Session, run_id: int, state: str) -> None:
+    session.execute(
+        sa.update(TrialRun).where(TrialRun.id == run_id).values(state=state, finished_at=utcnow())
+    )
+
+
+@translate_errors
+def heartbeat(session: Session, worker: str) -> tuple[set[int], set[str]]:
+    """Mark the worker and its running runs alive.
+
+    Returns the ids of runs it still owns (a missing one was declared lost) and the
+    names of cancelled studies among them (their trials should stop).
+    """
+    now = utcnow()
+    owned = session.execute(
+        sa.update(TrialRun)
+        .where(TrialRun.worker == worker, TrialRun.state == "running")
+        .values(heartbeat_at=now)
+        .returning(TrialRun.id, TrialRun.study_name)
+    ).all()
+    session.execute(
+        sa.update(WorkerRecord).where(WorkerRecord.name == worker).values(heartbeat_at=now)
+    )
+    names = {row.study_name for row in owned}
+    cancelled = set(
+        session.scalars(
+            sa.select(StudyRecord.name).where(
+                StudyRecord.name.in_(names), StudyRecord.status == "cancelled"
+            )
+        )
+    )
+    return {row.id for row in owned}, cancelled
+
+
+@translate_errors
+def running_workers(session: Session) -> set[str]:
+    """Names of workers that hold running runs."""
+    stmt = sa.select(TrialRun.worker).where(TrialRun.state == "running").distinct()
+    return {w for w in session.scalars(stmt) if w}
+
+
+@translate_errors
+def reap_lost_runs(
+    session: Session, *, stale_before: datetime.datetime, dead_workers: Iterable[str] = ()
+) -> list[LostRun]:
+    """Take over running runs with a stale heartbeat (or a known-dead worker).
+
+    The runs move to ``retried`` at once, so no other reaper takes them; the caller then
+    settles each (fails the trial, records it, queues a retry or ends it for good).
+    """
+    lost = sa.or_(TrialRun.heartbeat_at < stale_before, TrialRun.worker.in_(list(dead_workers)))
+    rows = session.execute(
+        sa.update(TrialRun)
+        .where(TrialRun.state == "running", lost)
+        .values(state="retried", finished_at=utcnow())
+        .returning(
+            TrialRun.id,
+            TrialRun.study_name,
+            TrialRun.trial_number,
+            TrialRun.attempt,
+            TrialRun.retry_of,
+            TrialRun.worker,
+        )
+    ).all()
+    return [
+        LostRun(r.id, r.study_name, r.trial_number, r.attempt, r.retry_of, r.worker) for r in rows
+    ]
+
+
+@translate_errors
+def queue_retry(
+    session: Session,
+    *,
+    study_name: str,
+    attempt: int,
+    retry_of: int | None,
+    params_json: Mapping[str, Any] | None,
+) -> None:
+    """A pending run that any worker may claim (without touching the study budget)."""
+    session.add(
+        TrialRun(
+            study_name=study_name,
+            attempt=attempt,
+            retry_of=retry_of,
+            state="pending",
+            params_json=None if params_json is None else dict(params_json),
+        )
+    )
+    session.flush()
+
+
+@translate_errors
+def complete_study_if_done(session: Session, name: str) -> bool:
+    """Mark a running study completed once it has n_trials runs done."""
+    done = (
+        sa.select(sa.func.count(TrialRun.id))
+        .where(TrialRun.study_name == name, TrialRun.state == "done")
+        .scalar_subquery()
+    )
+    result = session.execute(
+        sa.update(StudyRecord)
+        .where(StudyRecord.name == name, StudyRecord.status == "running")
+        .where(StudyRecord.n_trials <= done)
+        .values(status="completed", updated_at=utcnow())
+    )
+    return _rowcount(result) == 1
+
+
+@translate_errors
+def count_runs_by_state(session: Session, name: str) -> dict[str, int]:
+    stmt = (
+        sa.select(TrialRun.state, sa.func.count(TrialRun.id))
+        .where(TrialRun.study_name == name)
+        .group_by(TrialRun.state)
+    )
+    return {state: int(n) for state, n in session.execute(stmt).all()}
+
+
+@translate_errors
+def cancel_pending_runs(session: Session, name: str) -> int:
+    result = session.execute(
+        sa.update(TrialRun)
+        .where(TrialRun.study_name == name, TrialRun.state == "pending")
+        .values(state="cancelled", finished_at=utcnow())
+    )
+    return _rowcount(result)
+
+
+@translate_errors
+def queue_depth(session: Session) -> int:
+    """Trials waiting for a worker: unclaimed budget of active studies plus pending retries."""
+    unclaimed = session.scalar(
+        sa.select(sa.func.coalesce(sa.func.sum(StudyRecord.n_trials - StudyRecord.n_claimed), 0))
+        .where(StudyRecord.status.in_(ACTIVE))
+        .where(StudyRecord.n_claimed < StudyRecord.n_trials)
+    )
+    pending = session.scalar(
+        sa.select(sa.func.count(TrialRun.id)).where(TrialRun.state == "pending")
+    )
+    return int(unclaimed or 0) + int(pending or 0)

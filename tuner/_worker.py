@@ -1,0 +1,419 @@
+"""Workers: claim trials of any study with budget left, train them, record every outcome.
+
+A worker process holds one or more slots (threads) on one device. Each slot loops:
+settle lost runs, claim a run (atomically, against the study budget), ask Optuna for
+the trial, train it, then record it. A heartbeat thread keeps the worker's runs alive
+and learns which studies were cancelled. A run whose heartbeat goes stale (its worker
+was killed or cut off) is failed by whichever worker notices first, recorded, and
+retried with the same parameters up to ``budget.max_retries``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import optuna
+
+import storage
+from tuner._data import DataSplit
+from tuner._observer import RunObserver
+from tuner._rows import (
+    PARAMS_ATTR,
+    RESULT_ATTR,
+    dead_here,
+    failure_row,
+    frozen_trial,
+    result_row,
+    retry_payload,
+    retry_trial,
+    worker_id,
+)
+from tuner._search import grid_space, suggest
+from tuner._spec import StudySpec, parse_spec
+from tuner._study_options import make_pruner, make_sampler
+from tuner._tasks import Task, build_task
+from tuner._train import EpochStats, StopReason, TrainConfig
+from tuner._trial import TrialOutcome, execute_trial, resolve_device, tell
+
+log = logging.getLogger("tuner.worker")
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    device: str = "auto"
+    slots: int = 1
+    heartbeat_interval: float = 10.0
+    grace: float = 60.0  # a run with no heartbeat for this long is lost
+    poll_interval: float = 2.0  # idle wait between claims
+    studies: Sequence[str] | None = None  # only these studies; None: any
+    exit_when_idle: bool = False  # stop when nothing is claimable or running
+    deadline: float | None = None  # time.monotonic() limit of this worker (embedded runs)
+
+
+@dataclass
+class _StudyContext:
+    spec: StudySpec
+    task: Task
+    data: DataSplit
+
+
+class Worker:
+    def __init__(
+        self,
+        db: storage.Database,
+        config: WorkerConfig,
+        *,
+        observer: RunObserver | None = None,
+        tasks: dict[str, Task] | None = None,
+    ) -> None:
+        self.db, self.config = db, config
+        self.observer = observer or RunObserver()
+        self.name = worker_id()
+        self.device = resolve_device(config.device)
+        self.ran = 0
+        self.timed_out = False
+        self._stop = threading.Event()  # no new claims; running trials are handed back
+        self._done = threading.Event()  # the heartbeat thread ends
+        self._lock = threading.Lock()
+        self._owned: set[int] = set()
+        self._cancelled: set[str] = set()
+        self._beat_at = time.monotonic()
+        self._last_reap = -1e9
+        self._tasks = dict(tasks or {})
+        self._contexts: dict[str, _StudyContext] = {}
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Ask the worker to stop (signal-safe): running trials are handed back at an epoch end."""
+        self._stop.set()
+
+    def run(self) -> int:
+        """Work until stopped (or idle, with ``exit_when_idle``); returns trials recorded."""
+        with self.db.session() as session:
+            storage.register_worker(
+                session,
+                name=self.name,
+                host=socket.gethostname(),
+                pid=os.getpid(),
+                device=str(self.device),
+                slots=self.config.slots,
+            )
+        beat = threading.Thread(target=self._heartbeat_loop, name="heartbeat", daemon=True)
+        beat.start()
+        try:
+            if self.config.slots == 1:
+                self._slot_loop()
+            else:
+                slots = [
+                    threading.Thread(target=self._slot_loop, name=f"slot-{i}", daemon=True)
+                    for i in range(self.config.slots)
+                ]
+                for thread in slots:
+                    thread.start()
+                for thread in slots:
+                    thread.join()
+        finally:
+            self._stop.set()
+            self._done.set()
+            beat.join()
+            with self.db.session() as session:
+                storage.stop_worker(session, self.name)
+        return self.ran
+
+    def _heartbeat_loop(self) -> None:
+        while not self._done.wait(self.config.heartbeat_interval):
+            try:
+                with self.db.session() as session:
+                    owned, cancelled = storage.heartbeat(session, self.name)
+            except storage.StorageError as exc:  # keep training; the lease decides
+                log.warning("heartbeat failed: %s", exc)
+                continue
+            with self._lock:
+                self._owned, self._cancelled, self._beat_at = owned, cancelled, time.monotonic()
+
+    def _lease_lost(self, run_id: int, claimed: float) -> bool:
+        """True when a heartbeat after the claim no longer lists the run, or none got through."""
+        with self._lock:
+            if time.monotonic() - self._beat_at > self.config.grace:
+                return True
+            return self._beat_at > claimed and run_id not in self._owned
+
+    # -- the loop ----------------------------------------------------------------------------
+
+    def _slot_loop(self) -> None:
+        while not self._stop.is_set():
+            if self.config.deadline is not None and _clock() > self.config.deadline:
+                self.timed_out = True
+                return
+            try:
+                self._reap()
+                with self.db.session() as session:
+                    claim = storage.claim_run(
+                        session,
+                        worker=self.name,
+                        device=str(self.device),
+                        studies=self.config.studies,
+                    )
+            except storage.StorageError as exc:  # the database is away: wait, try again
+                log.warning("claim failed: %s", exc)
+                self._stop.wait(self.config.poll_interval)
+                continue
+            if claim is None:
+                if self.config.exit_when_idle and self._idle():
+                    return
+                self._stop.wait(self.config.poll_interval)
+                continue
+            self._run(claim)
+
+    def _idle(self) -> bool:
+        studies = self.config.studies
+        with self.db.session() as session:
+            names = list(studies) if studies is not None else []
+            counts = [storage.count_runs_by_state(session, n) for n in names]
+        return all(c.get("running", 0) == 0 and c.get("pending", 0) == 0 for c in counts)
+
+    def _context(self, name: str, spec_json: dict[str, object]) -> _StudyContext:
+        if name not in self._contexts:
+            spec = parse_spec(spec_json)
+            task = self._tasks.get(name) or build_task(spec.task)
+            self._contexts[name] = _StudyContext(spec, task, task.data.to(self.device))
+        return self._contexts[name]
+
+    # -- one trial ---------------------------------------------------------------------------
+
+    def _run(self, claim: storage.Claim) -> None:
+        claimed = time.monotonic()
+        ctx = self._context(claim.study_name, claim.spec_json)
+        spec, backend = ctx.spec, self.db.optuna_storage()
+        # Distinct sampler seeds per claim: workers sharing one history must not all propose
+        # the same start-up points. QMC keeps one seed: it walks one low-discrepancy sequence.
+        seed = spec.seed if spec.sampler.name == "qmc" else spec.seed * 1_000_003 + claim.seq
+        study = optuna.load_study(
+            study_name=claim.study_name,
+            storage=backend,
+            sampler=make_sampler(spec.sampler, seed=seed, grid=grid_space(spec.search)),
+            pruner=make_pruner(spec.pruner),
+        )
+        trial = retry_trial(study, backend, claim.params_json) if claim.params_json else study.ask()
+        params = suggest(trial, spec.search)
+        trial.set_user_attr(
+            PARAMS_ATTR,
+            {
+                "params": params.to_json(),
+                "worker": self.name,
+                "device": str(self.device),
+                "attempt": claim.attempt,
+                "retry_of": claim.retry_of,
+            },
+        )
+        with self.db.session() as session:
+            storage.set_run_trial(session, claim.run_id, trial.number)
+        self.observer.trial_started(trial.number, params.to_json())
+        deadline = self._deadline(claim, spec)
+        lease = {"lost": False}
+
+        def on_epoch(stats: EpochStats) -> StopReason | None:
+            self.observer.epoch_finished(trial.number, stats)
+            trial.report(stats.metric(spec.metric), stats.epoch)
+            if trial.should_prune():
+                return "pruned"
+            if claim.study_name in self._cancelled or self._stop.is_set():
+                return "cancelled"
+            if self._lease_lost(claim.run_id, claimed):
+                lease["lost"] = True
+                return "cancelled"
+            return "timeout" if _clock() > deadline else None
+
+        config = TrainConfig(
+            lr=params.lr,
+            weight_decay=params.weight_decay,
+            batch_size=params.batch_size,
+            patience=params.patience,
+            max_epochs=spec.budget.max_epochs,
+            optimizer=ctx.task.optimizer,
+            momentum=ctx.task.momentum,
+            min_delta=spec.budget.min_delta,
+            metric=spec.metric,
+            direction=spec.resolved_direction,
+        )
+        root = claim.retry_of if claim.retry_of is not None else trial.number
+        try:
+            outcome = execute_trial(
+                number=trial.number,
+                params=params,
+                task=ctx.task,
+                data=ctx.data,
+                config=config,
+                study_seed=spec.seed,
+                device=self.device,
+                on_epoch=on_epoch,
+                seed_number=root,
+            )
+        except BaseException:  # an interrupt: hand the trial back, then let it propagate
+            self._hand_back(claim, study, trial, root, "interrupted")
+            raise
+        if lease["lost"]:
+            return  # the reaper that took the run records it and schedules the retry
+        if outcome.stop_reason == "cancelled" and claim.study_name not in self._cancelled:
+            self._hand_back(claim, study, trial, root, "handed back: the worker was stopped")
+            return
+        self._record(claim, spec, study, trial, outcome, root)
+
+    def _deadline(self, claim: storage.Claim, spec: StudySpec) -> float:
+        """When this trial must stop, on the worker's clock."""
+        if self.config.deadline is not None:  # embedded run: this invocation's limit
+            return self.config.deadline
+        if spec.budget.timeout_s is None:
+            return float("inf")
+        left = claim.created_at.timestamp() + spec.budget.timeout_s - time.time()
+        return _clock() + left  # service: the study's limit, counted from its creation
+
+    def _record(
+        self,
+        claim: storage.Claim,
+        spec: StudySpec,
+        study: optuna.Study,
+        trial: optuna.Trial,
+        outcome: TrialOutcome,
+        root: int,
+    ) -> None:
+        retry = outcome.stop_reason == "error" and claim.attempt < spec.budget.max_retries
+        row = result_row(claim.study_name, outcome, self.name)
+        if retry:
+            row = dataclasses.replace(row, error=f"{row.error} (retrying)")
+        trial.set_user_attr(RESULT_ATTR, row.to_json())
+        try:
+            tell(study, trial, outcome)
+        except (RuntimeError, ValueError) as exc:  # already finished: a reaper took it
+            log.warning("trial %s was taken over: %s", trial.number, exc)
+            return
+        state = (
+            "retried" if retry else "cancelled" if outcome.stop_reason == "cancelled" else "done"
+        )
+        with self.db.session() as session:
+            if not storage.finish_run(session, claim.run_id, state):
+                return  # declared lost meanwhile: the reaper restores this row
+            storage.upsert_trial_result(session, row)
+            if retry:
+                storage.queue_retry(
+                    session,
+                    study_name=claim.study_name,
+                    attempt=claim.attempt + 1,
+                    retry_of=root,
+                    params_json=retry_payload(trial),
+                )
+            if outcome.stop_reason == "timeout" and self.config.deadline is None:
+                storage.set_study_status(session, claim.study_name, "completed")
+            storage.complete_study_if_done(session, claim.study_name)
+        self.ran += 1
+        self.observer.trial_finished(row)
+
+    def _hand_back(
+        self, claim: storage.Claim, study: optuna.Study, trial: optuna.Trial, root: int, why: str
+    ) -> None:
+        """Record this attempt as failed and queue the same configuration again (no retry used)."""
+        backend = self.db.optuna_storage()
+        row = failure_row(
+            claim.study_name, frozen_trial(backend, study.study_name, trial.number), error=why
+        )
+        trial.set_user_attr(RESULT_ATTR, row.to_json())
+        study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        with self.db.session() as session:
+            if storage.finish_run(session, claim.run_id, "retried"):
+                storage.upsert_trial_result(session, row)
+                storage.queue_retry(
+                    session,
+                    study_name=claim.study_name,
+                    attempt=claim.attempt,
+                    retry_of=root,
+                    params_json=retry_payload(trial),
+                )
+        self.observer.trial_finished(row)
+
+    # -- lost runs ---------------------------------------------------------------------------
+
+    def _reap(self) -> None:
+        with self._lock:
+            if time.monotonic() - self._last_reap < self.config.heartbeat_interval:
+                return
+            self._last_reap = time.monotonic()
+        stale_before = datetime.now(UTC) - timedelta(seconds=self.config.grace)
+        with self.db.session() as session:
+            dead = {w for w in storage.running_workers(session) if dead_here(w)}
+            lost = storage.reap_lost_runs(session, stale_before=stale_before, dead_workers=dead)
+        for run in lost:
+            self._settle(run)
+
+    def _settle(self, run: storage.LostRun) -> None:
+        """Record a lost run and queue its retry (or end it, once retries are spent)."""
+        backend = self.db.optuna_storage()
+        with self.db.session() as session:
+            record = storage.get_study_record(session, run.study_name)
+        assert record is not None
+        spec = parse_spec(record.spec_json)
+        if run.trial_number is None:  # lost before it asked Optuna: just run it again
+            with self.db.session() as session:
+                storage.queue_retry(
+                    session,
+                    study_name=run.study_name,
+                    attempt=run.attempt,
+                    retry_of=run.retry_of,
+                    params_json=None,
+                )
+            return
+        frozen = frozen_trial(backend, run.study_name, run.trial_number)
+        if frozen.state == optuna.trial.TrialState.RUNNING:
+            # ValueError/RuntimeError: its worker finished it just now, handled below
+            with contextlib.suppress(RuntimeError, ValueError):
+                optuna.load_study(study_name=run.study_name, storage=backend).tell(
+                    run.trial_number, state=optuna.trial.TrialState.FAIL
+                )
+            frozen = frozen_trial(backend, run.study_name, run.trial_number)
+        kept = frozen.user_attrs.get(RESULT_ATTR)
+        root = run.retry_of if run.retry_of is not None else run.trial_number
+        with self.db.session() as session:
+            if kept is not None:  # its worker finished the trial but died before recording it
+                storage.upsert_trial_result(session, storage.TrialResultData.from_json(kept))
+                storage.set_run_state(session, run.run_id, "done")
+            elif PARAMS_ATTR not in frozen.user_attrs:  # died right after asking: run it anew
+                storage.queue_retry(
+                    session,
+                    study_name=run.study_name,
+                    attempt=run.attempt,
+                    retry_of=run.retry_of,
+                    params_json=None,
+                )
+            else:
+                active = record.status in ("queued", "running")
+                retry = active and run.attempt < spec.budget.max_retries
+                why = f"worker {run.worker} lost: no heartbeat for {self.config.grace:g}s"
+                row = failure_row(
+                    run.study_name, frozen, error=why + ("; retrying" if retry else "")
+                )
+                storage.upsert_trial_result(session, row)
+                if retry:
+                    storage.queue_retry(
+                        session,
+                        study_name=run.study_name,
+                        attempt=run.attempt + 1,
+                        retry_of=root,
+                        params_json=retry_payload(frozen),
+                    )
+                else:
+                    storage.set_run_state(session, run.run_id, "done")
+            storage.complete_study_if_done(session, run.study_name)
+
+
+def _clock() -> float:
+    """The worker's clock for deadlines (monotonic); one place, so tests can move it."""
+    return time.monotonic()
