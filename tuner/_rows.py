@@ -84,7 +84,7 @@ def failure_row(
         device=meta.get("device"),
         started_at=started,
         finished_at=now,
-        params_json=params,
+        params_json={**params, "seeds": meta["seeds"]} if "seeds" in meta else params,
         error=error,
     )
 

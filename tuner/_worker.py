@@ -42,7 +42,7 @@ from tuner._spec import StudySpec, parse_spec
 from tuner._study_options import make_pruner, make_sampler
 from tuner._tasks import Task, build_task
 from tuner._train import EpochStats, StopReason, TrainConfig
-from tuner._trial import TrialOutcome, execute_trial, resolve_device, tell
+from tuner._trial import TrialOutcome, execute_trial, resolve_device, tell, trial_seeds
 
 log = logging.getLogger("tuner.worker")
 
@@ -206,16 +206,17 @@ class Worker:
         )
         trial = retry_trial(study, backend, claim.params_json) if claim.params_json else study.ask()
         params = suggest(trial, spec.search)
-        trial.set_user_attr(
-            PARAMS_ATTR,
-            {
-                "params": params.to_json(),
-                "worker": self.name,
-                "device": str(self.device),
-                "attempt": claim.attempt,
-                "retry_of": claim.retry_of,
-            },
-        )
+        root = claim.retry_of if claim.retry_of is not None else trial.number
+        init_seed, data_seed = trial_seeds(spec.seed, root)
+        meta = {
+            "params": params.to_json(),
+            "seeds": {"init": init_seed, "data": data_seed},
+            "worker": self.name,
+            "device": str(self.device),
+            "attempt": claim.attempt,
+            "retry_of": claim.retry_of,
+        }
+        trial.set_user_attr(PARAMS_ATTR, meta)
         with self.db.session() as session:
             storage.set_run_trial(session, claim.run_id, trial.number)
         self.observer.trial_started(trial.number, params.to_json())
@@ -246,7 +247,6 @@ class Worker:
             metric=spec.metric,
             direction=spec.resolved_direction,
         )
-        root = claim.retry_of if claim.retry_of is not None else trial.number
         try:
             outcome = execute_trial(
                 number=trial.number,
@@ -314,7 +314,7 @@ class Worker:
                 )
             if outcome.stop_reason == "timeout" and self.config.deadline is None:
                 storage.set_study_status(session, claim.study_name, "completed")
-            storage.complete_study_if_done(session, claim.study_name)
+        self._complete_if_done(claim.study_name)
         self.ran += 1
         self.observer.trial_finished(row)
 
@@ -411,7 +411,14 @@ class Worker:
                     )
                 else:
                     storage.set_run_state(session, run.run_id, "done")
-            storage.complete_study_if_done(session, run.study_name)
+        self._complete_if_done(run.study_name)
+
+    def _complete_if_done(self, name: str) -> None:
+        # In its own transaction, after ours committed: of workers finishing the last trials
+        # at once, the last to commit then sees every run done (inside the finishing
+        # transaction each would see only its own).
+        with self.db.session() as session:
+            storage.complete_study_if_done(session, name)
 
 
 def _clock() -> float:

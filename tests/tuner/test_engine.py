@@ -250,6 +250,17 @@ def test_a_trial_whose_worker_died_is_recorded_and_retried(database_url: str) ->
     assert _study(database_url, "rec").trials[number].state == optuna.trial.TrialState.FAIL
 
 
+def test_a_stale_heartbeat_alone_marks_the_run_lost(database_url: str) -> None:
+    """A worker on another machine went silent: only its heartbeat can tell."""
+    spec = _spec("far", budget={"n_trials": 2, "max_epochs": 2})
+    run_study(spec, database_url=database_url, n_trials=1)
+    _, number, _ = _crashed_run(database_url, "far", "elsewhere:4242:gone")
+    summary = run_study(spec, database_url=database_url, heartbeat_interval=0.05, grace=0.3)
+    rows = {r.trial_number: r for r in _rows(database_url, "far")}
+    assert rows[number].state == "fail" and "no heartbeat" in (rows[number].error or "")
+    assert summary.finished == 2 and len(rows) == 3
+
+
 def test_a_result_told_to_optuna_but_not_written_is_restored(database_url: str) -> None:
     spec = _spec("res", budget={"n_trials": 2, "max_epochs": 2})
     run_study(spec, database_url=database_url, n_trials=1)
