@@ -1,23 +1,110 @@
 """The FastAPI app factory."""
 
-from __future__ import annotations
+import contextlib
+import gc
+import logging
+import threading
+from collections.abc import AsyncIterator
+from typing import Any
 
+import anyio
 from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
 
+import storage
 import tuner
+from api.config import Settings, get_settings
+from api.dashboard import DashboardApp
+from api.deps import Authorized
+from api.errors import add_exception_handlers
+from api.metrics import make_registry
+from api.routes import ops, studies, trials, workers
+from api.summary import ImportanceCache
+
+log = logging.getLogger("api")
+
+API_PREFIX = "/v1"
 
 
-def create_app() -> FastAPI:
-    """A fresh application; routes live in their own modules as they are added."""
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """A fresh application over the database named by ``settings`` (default: the environment).
+
+    The lifespan handler opens one :class:`storage.Database`, migrates the ``tuner_`` tables
+    and disposes of it at shutdown. Routes see ``settings`` through ``api.deps.SettingsDep``.
+    """
+    if settings is None:
+        settings = get_settings()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        db = storage.Database(settings.database_url)
+        migrated = threading.Event()
+
+        def migrate() -> None:
+            if not migrated.is_set():
+                db.upgrade()
+                migrated.set()
+
+        app.state.db = db
+        app.state.migrate = migrate
+        app.state.metrics_registry = make_registry(db, stale_after_s=settings.stale_after_s)
+        app.state.importance_cache = ImportanceCache()
+        app.state.trials_limiter = anyio.CapacityLimiter(settings.trials_threads)
+        try:
+            await run_in_threadpool(migrate)
+        except storage.StorageError as exc:
+            # Serve anyway: /healthz answers, /readyz says 503 (and retries) until it works.
+            log.error("cannot migrate %r at startup: %s", db, exc)
+        # Everything alive now (torch, optuna, the app) lives as long as the process: keep
+        # the collector from rescanning it. A full collection otherwise takes ~200 ms and
+        # stalls every request of this process when it strikes.
+        gc.collect()
+        gc.freeze()
+        try:
+            yield
+        finally:
+            gc.unfreeze()
+            db.dispose()
+
     app = FastAPI(
         title="init-tuner",
         summary="Hyperparameter tuning with weight initialization as a search dimension",
         version="0.1.0",
+        lifespan=lifespan,
     )
 
-    @app.get("/healthz", tags=["ops"])
-    def healthz() -> dict[str, object]:
-        """Liveness: the process is up and the engine imports."""
-        return {"status": "ok", "initializers": len(tuner.INITIALIZERS)}
-
+    app.state.settings = settings  # what SettingsDep answers
+    add_exception_handlers(app)
+    app.include_router(ops.router)
+    for router in (studies.router, trials.router, workers.router):
+        app.include_router(router, prefix=API_PREFIX, dependencies=[Authorized])
+    _document_study_body(app)
+    if settings.dashboard:
+        app.mount("/", DashboardApp(settings, lambda: app.state.db), name="dashboard")
     return app
+
+
+def _document_study_body(app: FastAPI) -> None:
+    """Show the study definition's JSON schema as ``POST /v1/studies``' request body.
+
+    The route takes a plain mapping (``tuner.parse_spec`` validates it, so errors carry the
+    spec's own field paths); the schema documents what it accepts.
+    """
+
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        schema = generate()  # FastAPI's own, cached on the app
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        if "StudySpec" not in components:
+            spec = tuner.StudySpec.model_json_schema(ref_template="#/components/schemas/{model}")
+            for name, definition in spec.pop("$defs", {}).items():
+                components.setdefault(name, definition)
+            components["StudySpec"] = spec
+            body = schema["paths"][f"{API_PREFIX}/studies"]["post"]["requestBody"]
+            body["content"]["application/json"]["schema"] = {
+                "$ref": "#/components/schemas/StudySpec"
+            }
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

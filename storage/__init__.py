@@ -31,6 +31,7 @@ from storage._models import (
     TrialRun,
     WorkerRecord,
 )
+from storage._optuna_tables import write_intermediate_values
 from storage._results import (
     ORDERABLE_COLUMNS,
     InitializerSummary,
@@ -51,6 +52,9 @@ from storage._runs import (
     count_runs_by_state,
     finish_run,
     heartbeat,
+    hold_run,
+    lock_study,
+    owns_run,
     queue_depth,
     queue_retry,
     reap_lost_runs,
@@ -101,9 +105,12 @@ __all__ = [
     "get_study_record",
     "get_trial_result",
     "heartbeat",
+    "hold_run",
     "list_study_records",
     "list_trial_results",
     "list_workers",
+    "lock_study",
+    "owns_run",
     "queue_depth",
     "queue_retry",
     "reap_lost_runs",
@@ -118,4 +125,5 @@ __all__ = [
     "stop_worker",
     "summarize_by_initializer",
     "upsert_trial_result",
+    "write_intermediate_values",
 ]

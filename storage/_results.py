@@ -86,6 +86,11 @@ class TrialResultData:
         return row
 
     @classmethod
+    def from_row(cls, row: TrialResult) -> TrialResultData:
+        """The data of a stored row."""
+        return cls(**{f.name: getattr(row, f.name) for f in dataclasses.fields(cls)})
+
+    @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> TrialResultData:
         fields = {f.name for f in dataclasses.fields(cls)}
         values = {k: v for k, v in data.items() if k in fields}

@@ -182,6 +182,37 @@ def finish_run(session: Session, run_id: int, state: str = "done") -> bool:
 
 
 @translate_errors
+def owns_run(session: Session, run_id: int, worker: str) -> bool:
+    """Whether ``worker`` still holds the running run."""
+    stmt = sa.select(TrialRun.id).where(
+        TrialRun.id == run_id, TrialRun.worker == worker, TrialRun.state == "running"
+    )
+    return session.scalar(stmt) is not None
+
+
+@translate_errors
+def hold_run(session: Session, run_id: int) -> bool:
+    """Lock a run we own for the rest of the transaction; False if it is no longer ours."""
+    result = session.execute(
+        sa.update(TrialRun)
+        .where(TrialRun.id == run_id, TrialRun.state == "running")
+        .values(heartbeat_at=utcnow())
+    )
+    return _rowcount(result) == 1
+
+
+@translate_errors
+def lock_study(session: Session, name: str) -> None:
+    """Take the study row's write lock: transactions that do this run one after another.
+
+    A write, not SELECT FOR UPDATE: it is also what makes SQLite take its lock up front.
+    """
+    session.execute(
+        sa.update(StudyRecord).where(StudyRecord.name == name).values(updated_at=utcnow())
+    )
+
+
+@translate_errors
 def set_run_state(session: Session, run_id: int, state: str) -> None:
     session.execute(
         sa.update(TrialRun).where(TrialRun.id == run_id).values(state=state, finished_at=utcnow())

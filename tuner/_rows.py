@@ -17,7 +17,7 @@ import optuna
 from optuna.distributions import distribution_to_json, json_to_distribution
 
 import storage
-from tuner._trial import TrialOutcome
+from tuner._trial import TrialOutcome, trial_seeds
 
 RESULT_ATTR = "tuner_result"  # the results row, so a row lost in a crash can be rebuilt
 PARAMS_ATTR = "tuner"  # configuration, worker, device, attempt: set once when a trial starts
@@ -84,12 +84,18 @@ def failure_row(
         device=meta.get("device"),
         started_at=started,
         finished_at=now,
-        params_json={**params, "seeds": meta["seeds"]} if "seeds" in meta else params,
+        params_json={**params, "seeds": _seeds(meta, trial.number)},
         error=error,
     )
 
 
-def retry_payload(trial: optuna.trial.FrozenTrial | optuna.Trial) -> dict[str, Any]:
+def _seeds(meta: dict[str, Any], number: int) -> dict[str, int]:
+    root = meta["retry_of"] if meta.get("retry_of") is not None else number
+    init_seed, data_seed = trial_seeds(int(meta.get("study_seed", 0)), root)
+    return {"init": init_seed, "data": data_seed}
+
+
+def retry_payload(trial: Any) -> dict[str, Any]:
     """What a retry needs to run the same configuration: Optuna's params and distributions."""
     return {
         "params": dict(trial.params),

@@ -149,7 +149,7 @@ def resolve_device(name: str | None = None) -> torch.device:
     return device
 
 
-def tell(study: optuna.Study, trial: optuna.Trial, outcome: TrialOutcome) -> None:
+def tell(study: optuna.Study, trial: optuna.Trial | int, outcome: TrialOutcome) -> None:
     """Finish the Optuna trial in the state the outcome says."""
     if outcome.state == "complete":
         study.tell(trial, outcome.value)

@@ -24,8 +24,10 @@ from datetime import UTC, datetime, timedelta
 import optuna
 
 import storage
+from tuner._asking import AskedTrial, ask_in_memory, asks_in_memory
 from tuner._data import DataSplit
 from tuner._observer import RunObserver
+from tuner._reporting import EpochReporter, Snapshot
 from tuner._rows import (
     PARAMS_ATTR,
     RESULT_ATTR,
@@ -42,9 +44,10 @@ from tuner._spec import StudySpec, parse_spec
 from tuner._study_options import make_pruner, make_sampler
 from tuner._tasks import Task, build_task
 from tuner._train import EpochStats, StopReason, TrainConfig
-from tuner._trial import TrialOutcome, execute_trial, resolve_device, tell, trial_seeds
+from tuner._trial import TrialOutcome, execute_trial, resolve_device, tell
 
 log = logging.getLogger("tuner.worker")
+SAMPLING_SNAPSHOT_S = 1.0  # how stale a study the sampler may see (it skips a read per trial)
 
 
 @dataclass(frozen=True)
@@ -90,6 +93,7 @@ class Worker:
         self._last_reap = -1e9
         self._tasks = dict(tasks or {})
         self._contexts: dict[str, _StudyContext] = {}
+        self._local = threading.local()  # per slot: Study objects (not thread-safe to share)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -132,6 +136,7 @@ class Worker:
 
     def _heartbeat_loop(self) -> None:
         while not self._done.wait(self.config.heartbeat_interval):
+            started = time.monotonic()  # a run claimed after this may be missing from `owned`
             try:
                 with self.db.session() as session:
                     owned, cancelled = storage.heartbeat(session, self.name)
@@ -139,14 +144,22 @@ class Worker:
                 log.warning("heartbeat failed: %s", exc)
                 continue
             with self._lock:
-                self._owned, self._cancelled, self._beat_at = owned, cancelled, time.monotonic()
+                self._owned, self._cancelled, self._beat_at = owned, cancelled, started
 
     def _lease_lost(self, run_id: int, claimed: float) -> bool:
-        """True when a heartbeat after the claim no longer lists the run, or none got through."""
+        """True when a heartbeat begun after the claim no longer lists the run (and the
+        database confirms it), or when no heartbeat got through for a whole grace period."""
         with self._lock:
             if time.monotonic() - self._beat_at > self.config.grace:
                 return True
-            return self._beat_at > claimed and run_id not in self._owned
+            suspect = self._beat_at > claimed and run_id not in self._owned
+        if not suspect:
+            return False
+        try:
+            with self.db.session() as session:
+                return not storage.owns_run(session, run_id, self.name)
+        except storage.StorageError:
+            return False  # cannot tell now; the grace rule above decides in time
 
     # -- the loop ----------------------------------------------------------------------------
 
@@ -198,35 +211,42 @@ class Worker:
         # Distinct sampler seeds per claim: workers sharing one history must not all propose
         # the same start-up points. QMC keeps one seed: it walks one low-discrepancy sequence.
         seed = spec.seed if spec.sampler.name == "qmc" else spec.seed * 1_000_003 + claim.seq
-        study = optuna.load_study(
-            study_name=claim.study_name,
-            storage=backend,
-            sampler=make_sampler(spec.sampler, seed=seed, grid=grid_space(spec.search)),
-            pruner=make_pruner(spec.pruner),
-        )
-        trial = retry_trial(study, backend, claim.params_json) if claim.params_json else study.ask()
-        params = suggest(trial, spec.search)
-        root = claim.retry_of if claim.retry_of is not None else trial.number
-        init_seed, data_seed = trial_seeds(spec.seed, root)
+        study, snapshot, study_id = self._study(claim.study_name, spec)
+        study.sampler = make_sampler(spec.sampler, seed=seed, grid=grid_space(spec.search))
         meta = {
-            "params": params.to_json(),
-            "seeds": {"init": init_seed, "data": data_seed},
             "worker": self.name,
             "device": str(self.device),
             "attempt": claim.attempt,
             "retry_of": claim.retry_of,
+            "study_seed": spec.seed,
         }
-        trial.set_user_attr(PARAMS_ATTR, meta)
+        if claim.params_json is None and asks_in_memory(spec):
+            snapshot.refresh(older_than=SAMPLING_SNAPSHOT_S)
+            trial, params = ask_in_memory(backend, study_id, study, snapshot, spec, meta)
+        else:  # Optuna's own ask (or a retry's fixed parameters), then define-by-run
+            optuna_trial = (
+                retry_trial(study, backend, claim.params_json) if claim.params_json else study.ask()
+            )
+            params = suggest(optuna_trial, spec.search)
+            optuna_trial.set_user_attr(PARAMS_ATTR, {**meta, "params": params.to_json()})
+            trial = AskedTrial(
+                optuna_trial.number,
+                optuna_trial._trial_id,
+                optuna_trial.params,
+                optuna_trial.distributions,
+            )
+        root = claim.retry_of if claim.retry_of is not None else trial.number
         with self.db.session() as session:
             storage.set_run_trial(session, claim.run_id, trial.number)
         self.observer.trial_started(trial.number, params.to_json())
         deadline = self._deadline(claim, spec)
         lease = {"lost": False}
 
+        reporter = EpochReporter(self.db, study, trial, snapshot, self.config.heartbeat_interval)
+
         def on_epoch(stats: EpochStats) -> StopReason | None:
             self.observer.epoch_finished(trial.number, stats)
-            trial.report(stats.metric(spec.metric), stats.epoch)
-            if trial.should_prune():
+            if reporter.report(stats.epoch, stats.metric(spec.metric)):
                 return "pruned"
             if claim.study_name in self._cancelled or self._stop.is_set():
                 return "cancelled"
@@ -260,14 +280,31 @@ class Worker:
                 seed_number=root,
             )
         except BaseException:  # an interrupt: hand the trial back, then let it propagate
+            reporter.flush()
             self._hand_back(claim, study, trial, root, "interrupted")
             raise
+        reporter.flush()  # before telling: a pruned trial's value is its last report
         if lease["lost"]:
             return  # the reaper that took the run records it and schedules the retry
         if outcome.stop_reason == "cancelled" and claim.study_name not in self._cancelled:
             self._hand_back(claim, study, trial, root, "handed back: the worker was stopped")
             return
-        self._record(claim, spec, study, trial, outcome, root)
+        self._record(claim, spec, study, snapshot, trial, outcome, root)
+
+    def _study(self, name: str, spec: StudySpec) -> tuple[optuna.Study, Snapshot, int]:
+        """This slot's Study for ``name``, the snapshot pruners and samplers read, its id.
+
+        Kept across trials, so Optuna's trial cache stays warm.
+        """
+        studies: dict[str, tuple[optuna.Study, Snapshot, int]]
+        studies = self._local.__dict__.setdefault("studies", {})
+        if name not in studies:
+            backend = self.db.optuna_storage()
+            study = optuna.load_study(
+                study_name=name, storage=backend, pruner=make_pruner(spec.pruner)
+            )
+            studies[name] = (study, Snapshot(study), backend.get_study_id_from_name(name))
+        return studies[name]
 
     def _deadline(self, claim: storage.Claim, spec: StudySpec) -> float:
         """When this trial must stop, on the worker's clock."""
@@ -283,7 +320,8 @@ class Worker:
         claim: storage.Claim,
         spec: StudySpec,
         study: optuna.Study,
-        trial: optuna.Trial,
+        snapshot: Snapshot,
+        trial: AskedTrial,
         outcome: TrialOutcome,
         root: int,
     ) -> None:
@@ -291,9 +329,14 @@ class Worker:
         row = result_row(claim.study_name, outcome, self.name)
         if retry:
             row = dataclasses.replace(row, error=f"{row.error} (retrying)")
-        trial.set_user_attr(RESULT_ATTR, row.to_json())
+        # Our row first, while we hold the run: should we die before telling Optuna, the
+        # reaper finds the row and finishes the trial from it.
+        with self.db.session() as session:
+            if not storage.hold_run(session, claim.run_id):
+                return  # declared lost meanwhile: the reaper records and retries it
+            storage.upsert_trial_result(session, row)
         try:
-            tell(study, trial, outcome)
+            tell(study, trial.number, outcome)
         except (RuntimeError, ValueError) as exc:  # already finished: a reaper took it
             log.warning("trial %s was taken over: %s", trial.number, exc)
             return
@@ -301,9 +344,10 @@ class Worker:
             "retried" if retry else "cancelled" if outcome.stop_reason == "cancelled" else "done"
         )
         with self.db.session() as session:
+            # Finishers of one study take turns here, so the last sees every run done.
+            storage.lock_study(session, claim.study_name)
             if not storage.finish_run(session, claim.run_id, state):
-                return  # declared lost meanwhile: the reaper restores this row
-            storage.upsert_trial_result(session, row)
+                return
             if retry:
                 storage.queue_retry(
                     session,
@@ -314,20 +358,21 @@ class Worker:
                 )
             if outcome.stop_reason == "timeout" and self.config.deadline is None:
                 storage.set_study_status(session, claim.study_name, "completed")
-        self._complete_if_done(claim.study_name)
+            storage.complete_study_if_done(session, claim.study_name)
+        snapshot.invalidate()  # pruners and samplers must see the trial we just finished
         self.ran += 1
         self.observer.trial_finished(row)
 
     def _hand_back(
-        self, claim: storage.Claim, study: optuna.Study, trial: optuna.Trial, root: int, why: str
+        self, claim: storage.Claim, study: optuna.Study, trial: AskedTrial, root: int, why: str
     ) -> None:
         """Record this attempt as failed and queue the same configuration again (no retry used)."""
         backend = self.db.optuna_storage()
         row = failure_row(
             claim.study_name, frozen_trial(backend, study.study_name, trial.number), error=why
         )
-        trial.set_user_attr(RESULT_ATTR, row.to_json())
-        study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        backend.set_trial_user_attr(trial.trial_id, RESULT_ATTR, row.to_json())
+        study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
         with self.db.session() as session:
             if storage.finish_run(session, claim.run_id, "retried"):
                 storage.upsert_trial_result(session, row)
@@ -372,6 +417,12 @@ class Worker:
                 )
             return
         frozen = frozen_trial(backend, run.study_name, run.trial_number)
+        with self.db.session() as session:
+            recorded = storage.get_trial_result(session, run.study_name, run.trial_number)
+            recorded_data = None if recorded is None else storage.TrialResultData.from_row(recorded)
+        if recorded_data is not None:
+            self._finish_recorded(run, frozen, recorded_data, spec)
+            return
         if frozen.state == optuna.trial.TrialState.RUNNING:
             # ValueError/RuntimeError: its worker finished it just now, handled below
             with contextlib.suppress(RuntimeError, ValueError):
@@ -411,6 +462,41 @@ class Worker:
                     )
                 else:
                     storage.set_run_state(session, run.run_id, "done")
+        self._complete_if_done(run.study_name)
+
+    def _finish_recorded(
+        self,
+        run: storage.LostRun,
+        frozen: optuna.trial.FrozenTrial,
+        row: storage.TrialResultData,
+        spec: StudySpec,
+    ) -> None:
+        """Its worker wrote the row, then died before telling Optuna or ending the run."""
+        assert run.trial_number is not None
+        if frozen.state == optuna.trial.TrialState.RUNNING:
+            states = {
+                "complete": optuna.trial.TrialState.COMPLETE,
+                "pruned": optuna.trial.TrialState.PRUNED,
+            }
+            state = states.get(row.state, optuna.trial.TrialState.FAIL)
+            complete = state == optuna.trial.TrialState.COMPLETE and row.value is not None
+            values = [float(row.value)] if complete and row.value is not None else None
+            with contextlib.suppress(RuntimeError, ValueError):
+                optuna.load_study(study_name=run.study_name, storage=self.db.optuna_storage()).tell(
+                    run.trial_number, values, state=state
+                )
+        retry = (row.error or "").endswith("(retrying)")
+        with self.db.session() as session:
+            storage.set_run_state(session, run.run_id, "retried" if retry else "done")
+            if retry:
+                root = run.retry_of if run.retry_of is not None else run.trial_number
+                storage.queue_retry(
+                    session,
+                    study_name=run.study_name,
+                    attempt=run.attempt + 1,
+                    retry_of=root,
+                    params_json=retry_payload(frozen),
+                )
         self._complete_if_done(run.study_name)
 
     def _complete_if_done(self, name: str) -> None:

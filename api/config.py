@@ -1,0 +1,84 @@
+"""The API's one settings object, read from ``TUNER_*`` environment variables."""
+
+import functools
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+import storage
+
+TokenKind = Literal["admin", "read"]
+TOKEN_KINDS: tuple[TokenKind, ...] = ("admin", "read")
+
+
+class Settings(BaseSettings):
+    """Everything the API is configured with (``TUNER_DATABASE_URL``, ``TUNER_API_TOKENS``...).
+
+    ``api_tokens`` is a comma-separated list of ``kind:token`` pairs, kind ``admin`` (may
+    change things) or ``read`` (may only look); empty turns authentication off.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="TUNER_", extra="ignore", frozen=True)
+
+    database_url: str = Field(
+        default_factory=storage.resolve_database_url,
+        description="SQLAlchemy URL of the database shared with the workers",
+    )
+    api_tokens: str = Field(
+        "",
+        repr=False,
+        description="comma-separated kind:token pairs (kind admin or read); empty = no auth",
+    )
+    stale_after_s: float = Field(
+        60.0, gt=0, description="a worker without a heartbeat for this long is not alive"
+    )
+    dashboard: bool = Field(True, description="serve the Optuna dashboard at /dashboard")
+    trials_threads: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="threads per process serving GET /v1/studies/{name}/trials (the hot path)",
+    )
+
+    @field_validator("api_tokens")
+    @classmethod
+    def _well_formed(cls, value: str) -> str:
+        parse_tokens(value)
+        return value
+
+    @property
+    def tokens(self) -> tuple[tuple[TokenKind, str], ...]:
+        """The configured ``(kind, token)`` pairs; empty when authentication is off."""
+        return parse_tokens(self.api_tokens)
+
+    @property
+    def auth_enabled(self) -> bool:
+        return bool(self.tokens)
+
+
+def parse_tokens(text: str) -> tuple[tuple[TokenKind, str], ...]:
+    """Parse ``"admin:tok1,read:tok2"``; a malformed entry is a ``ValueError`` naming it."""
+    pairs: list[tuple[TokenKind, str]] = []
+    for index, raw in enumerate(text.split(",")):
+        entry = raw.strip()
+        if not entry:
+            continue
+        kind, sep, token = entry.partition(":")
+        kind = kind.strip().lower()
+        token = token.strip()
+        if not sep or not token:
+            raise ValueError(f"api token #{index + 1} must look like 'admin:TOKEN' or 'read:TOKEN'")
+        if kind == "admin":
+            pairs.append(("admin", token))
+        elif kind == "read":
+            pairs.append(("read", token))
+        else:
+            raise ValueError(f"api token #{index + 1} has kind {kind!r}; use 'admin' or 'read'")
+    return tuple(pairs)
+
+
+@functools.lru_cache
+def get_settings() -> Settings:
+    """The process's settings, read once from the environment."""
+    return Settings()

@@ -1,0 +1,194 @@
+"""Request and response bodies of the REST API, separate from the ORM models.
+
+Routes build these from :mod:`storage` rows; an ORM object is never returned as-is.
+"""
+
+import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+StudyStatus = Literal["queued", "running", "completed", "cancelled", "failed"]
+TrialState = Literal["complete", "pruned", "fail"]
+#: Columns the trial list can be ordered by (``storage.ORDERABLE_COLUMNS``; a test keeps
+#: the two in step).
+OrderBy = Literal[
+    "value",
+    "trial_number",
+    "started_at",
+    "finished_at",
+    "duration_s",
+    "epochs_run",
+    "best_epoch",
+    "lr",
+    "weight_decay",
+    "batch_size",
+    "patience",
+    "initializer",
+]
+#: The contract columns of ``tuner_trial_results`` (DESIGN.md), in the order served.
+TRIAL_COLUMNS: tuple[str, ...] = (
+    "study_name",
+    "trial_number",
+    "state",
+    "stop_reason",
+    "initializer",
+    "lr",
+    "weight_decay",
+    "batch_size",
+    "patience",
+    "value",
+    "best_epoch",
+    "epochs_run",
+    "duration_s",
+    "worker",
+    "device",
+    "started_at",
+    "finished_at",
+    "params_json",
+    "error",
+)
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+class Trial(_Out):
+    """One finished trial: a ``tuner_trial_results`` row."""
+
+    study_name: str
+    trial_number: int
+    state: TrialState
+    stop_reason: str = Field(
+        description="patience, pruned, diverged, max_epochs, timeout, error or cancelled"
+    )
+    initializer: str
+    lr: float
+    weight_decay: float
+    batch_size: int
+    patience: int
+    value: float | None = Field(description="the best epoch's metric; null when there is none")
+    best_epoch: int | None
+    epochs_run: int
+    duration_s: float
+    worker: str | None
+    device: str | None
+    started_at: datetime.datetime
+    finished_at: datetime.datetime
+    params_json: dict[str, Any] = Field(description="the trial's parameters, Optuna's names")
+    error: str | None = Field(description="the error message of a trial that ended in error")
+
+
+class Page(BaseModel):
+    total: int = Field(description="how many items match, over all pages")
+    limit: int
+    offset: int
+
+
+class TrialPage(Page):
+    items: list[Trial]
+
+
+class TrialCounts(BaseModel):
+    """Trials of a study by state: finished ones from the results, live ones from the runs."""
+
+    complete: int = 0
+    pruned: int = 0
+    fail: int = 0
+    running: int = 0
+    pending: int = 0
+
+
+class StudyLinks(BaseModel):
+    self: str
+    trials: str
+    best: str
+    summary: str
+    cancel: str
+
+
+class StudyBrief(BaseModel):
+    """A study as listed: what it is and where to look further."""
+
+    name: str
+    status: StudyStatus
+    metric: str
+    direction: Literal["maximize", "minimize"]
+    n_trials: int = Field(description="finished trials the study ends with")
+    created_at: datetime.datetime
+    links: StudyLinks
+
+
+class Study(StudyBrief):
+    """A study with its progress, its best trial so far and its definition."""
+
+    counts: TrialCounts
+    best: Trial | None = Field(description="the best complete trial so far, if any")
+    spec: dict[str, Any] = Field(description="the stored study definition")
+
+
+class StudyPage(Page):
+    items: list[StudyBrief]
+
+
+class InitializerStats(BaseModel):
+    """Aggregates of one initializer's trials; value statistics cover complete trials."""
+
+    initializer: str
+    count: int = Field(description="finished trials (any state)")
+    complete: int
+    best: float | None
+    mean: float | None
+    median: float | None
+
+
+class Summary(BaseModel):
+    study: str
+    metric: str
+    direction: Literal["maximize", "minimize"]
+    initializers: list[InitializerStats] = Field(description="best initializer first")
+    importances: dict[str, float] | None = Field(
+        description="Optuna's parameter importances (sum to 1), most important first"
+    )
+    importances_note: str | None = Field(
+        None, description="why importances are null, when they are"
+    )
+
+
+class CurrentTrial(BaseModel):
+    study: str
+    trial_number: int | None = Field(description="null until the run has asked Optuna")
+
+
+class Worker(BaseModel):
+    name: str
+    host: str
+    pid: int
+    device: str
+    slots: int
+    started_at: datetime.datetime
+    heartbeat_at: datetime.datetime
+    current: list[CurrentTrial]
+
+
+class WorkerList(BaseModel):
+    items: list[Worker]
+    stale_after_s: float = Field(description="workers silent for longer are not listed")
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+    initializers: int
+
+
+class Readiness(BaseModel):
+    status: Literal["ready", "unavailable"]
+    revision: str | None = None
+    detail: str | None = None
+
+
+class Message(BaseModel):
+    """An error: one sentence."""
+
+    detail: str

@@ -1,0 +1,193 @@
+"""A study's trials: ordering per direction, filters, pages, one trial, best, summary."""
+
+from __future__ import annotations
+
+import optuna
+import pytest
+from fastapi.testclient import TestClient
+
+import storage
+from api.schemas import TRIAL_COLUMNS, OrderBy
+from tests.api.api_helpers import add_results, add_study, db_of, result
+
+
+def numbers(page: dict[str, object]) -> list[int]:
+    items = page["items"]
+    assert isinstance(items, list)
+    return [item["trial_number"] for item in items]
+
+
+@pytest.fixture
+def seeded(client: TestClient) -> TestClient:
+    """Study ``max`` (maximize) and ``min`` (minimize) with the same six rows each."""
+    for name, direction in (("max", "maximize"), ("min", "minimize")):
+        add_study(client, name, direction)
+        add_results(
+            client,
+            [
+                result(name, 0, value=0.5, initializer="xavier_uniform", lr=0.1),
+                result(name, 1, value=0.9, initializer="kaiming_normal", lr=0.01),
+                result(name, 2, value=0.2, initializer="kaiming_normal", lr=0.3),
+                result(name, 3, value=0.7, initializer="xavier_uniform", lr=0.2),
+                result(name, 4, state="pruned", stop_reason="pruned", value=0.3, lr=0.05),
+                result(name, 5, state="fail", stop_reason="error", value=None, error="x"),
+            ],
+        )
+    return client
+
+
+def test_orderable_columns_match_storage() -> None:
+    assert OrderBy.__args__ == storage.ORDERABLE_COLUMNS  # type: ignore[attr-defined]
+
+
+def test_best_first_per_direction_and_rows_without_value_last(seeded: TestClient) -> None:
+    page = seeded.get("/v1/studies/max/trials").json()
+    assert numbers(page) == [1, 3, 0, 4, 2, 5]
+    assert page["total"] == 6 and page["limit"] == 100 and page["offset"] == 0
+    assert list(page["items"][0]) == list(TRIAL_COLUMNS)
+    assert numbers(seeded.get("/v1/studies/min/trials").json()) == [2, 4, 0, 3, 1, 5]
+    worst_first = seeded.get("/v1/studies/max/trials", params={"descending": False}).json()
+    assert numbers(worst_first) == [2, 4, 0, 3, 1, 5]
+
+
+def test_order_by_another_column(seeded: TestClient) -> None:
+    by_lr = seeded.get("/v1/studies/max/trials", params={"order_by": "lr"}).json()
+    assert numbers(by_lr) == [1, 5, 4, 0, 3, 2]  # 1 and 5 tie at lr 0.01: by number
+    desc = seeded.get("/v1/studies/max/trials", params={"order_by": "lr", "descending": True})
+    assert numbers(desc.json())[0] == 2
+    bad = seeded.get("/v1/studies/max/trials", params={"order_by": "id"})
+    assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["query", "order_by"]
+
+
+def test_filters(seeded: TestClient) -> None:
+    complete = seeded.get("/v1/studies/max/trials", params={"state": "complete"}).json()
+    assert numbers(complete) == [1, 3, 0, 2] and complete["total"] == 4
+    kaiming = seeded.get("/v1/studies/max/trials", params={"initializer": "he_normal"}).json()
+    assert numbers(kaiming) == [1, 2] and kaiming["total"] == 2
+    both = seeded.get(
+        "/v1/studies/max/trials", params={"state": "pruned", "initializer": "xavier_uniform"}
+    ).json()
+    assert numbers(both) == [4]
+    none = seeded.get("/v1/studies/max/trials", params={"initializer": "unheard_of"}).json()
+    assert none == {"items": [], "total": 0, "limit": 100, "offset": 0}
+    assert seeded.get("/v1/studies/max/trials", params={"state": "running"}).status_code == 422
+
+
+def test_pages_carry_the_total(seeded: TestClient) -> None:
+    pages = [
+        seeded.get("/v1/studies/max/trials", params={"limit": 4, "offset": o}).json()
+        for o in (0, 4, 8)
+    ]
+    assert [numbers(p) for p in pages] == [[1, 3, 0, 4], [2, 5], []]
+    assert [p["total"] for p in pages] == [6, 6, 6]
+    assert seeded.get("/v1/studies/max/trials", params={"limit": 1001}).status_code == 422
+    assert seeded.get("/v1/studies/max/trials", params={"offset": -1}).status_code == 422
+
+
+def test_trial_and_best(seeded: TestClient) -> None:
+    trial = seeded.get("/v1/studies/max/trials/5").json()
+    assert trial["state"] == "fail" and trial["value"] is None and trial["error"] == "x"
+    assert trial["started_at"].startswith("2025-01-02T03:09:05")
+    assert seeded.get("/v1/studies/max/best").json()["trial_number"] == 1
+    assert seeded.get("/v1/studies/min/best").json()["trial_number"] == 2
+    # the list's fast path and the single-row schema agree
+    listed = seeded.get("/v1/studies/max/trials", params={"state": "fail"}).json()["items"][0]
+    assert listed == trial
+
+
+def test_not_found(client: TestClient) -> None:
+    add_study(client, "empty")
+    for path in (
+        "/v1/studies/nope/trials",
+        "/v1/studies/nope/trials/0",
+        "/v1/studies/nope/best",
+        "/v1/studies/nope/summary",
+    ):
+        response = client.get(path)
+        assert response.status_code == 404, path
+        assert response.json()["detail"] == "study 'nope' does not exist"
+    missing = client.get("/v1/studies/empty/trials/7")
+    assert missing.status_code == 404
+    assert missing.json()["detail"] == "study 'empty' has no finished trial 7"
+    best = client.get("/v1/studies/empty/best")
+    assert best.status_code == 404
+    assert best.json()["detail"] == "study 'empty' has no complete trial yet"
+    assert client.get("/v1/studies/empty/trials").json()["total"] == 0
+
+
+def test_summary_per_initializer(client: TestClient) -> None:
+    add_study(client, "s")
+    add_results(
+        client,
+        [
+            result("s", 0, initializer="xavier_uniform", value=0.1),
+            result("s", 1, initializer="xavier_uniform", value=0.5),
+            result("s", 2, initializer="xavier_uniform", value=0.9),
+            result("s", 3, initializer="xavier_uniform", value=0.3),
+            result("s", 4, initializer="xavier_uniform", state="pruned", stop_reason="pruned"),
+            result("s", 5, state="fail", stop_reason="error", value=None),
+            result("s", 6, initializer="orthogonal", value=0.7),
+            result("s", 7, initializer="lsuv", state="fail", stop_reason="diverged", value=None),
+        ],
+    )
+    summary = client.get("/v1/studies/s/summary").json()
+    assert summary["study"] == "s" and summary["direction"] == "maximize"
+    stats = {row["initializer"]: row for row in summary["initializers"]}
+    assert [row["initializer"] for row in summary["initializers"]] == [
+        "xavier_uniform",
+        "orthogonal",
+        "lsuv",
+    ]
+    xavier = stats["xavier_uniform"]
+    assert (xavier["count"], xavier["complete"], xavier["best"]) == (6, 4, 0.9)
+    assert xavier["mean"] == pytest.approx(0.45) and xavier["median"] == pytest.approx(0.4)
+    assert stats["orthogonal"]["median"] == 0.7 and stats["orthogonal"]["count"] == 1
+    assert stats["lsuv"] == {
+        "initializer": "lsuv",
+        "count": 1,
+        "complete": 0,
+        "best": None,
+        "mean": None,
+        "median": None,
+    }
+    # no Optuna trials behind these rows: no importances, and a sentence why
+    assert summary["importances"] is None and summary["importances_note"]
+
+
+def test_summary_importances_from_optuna(sqlite_client: TestClient) -> None:
+    spec = {"name": "imp", "task": {"model": "mlp", "hidden": [8], "dataset": "digits"}}
+    assert sqlite_client.post("/v1/studies", json=spec).status_code == 201
+    study = optuna.load_study(study_name="imp", storage=db_of(sqlite_client).optuna_storage())
+    lr = optuna.distributions.FloatDistribution(1e-4, 1.0, log=True)
+    bs = optuna.distributions.CategoricalDistribution([32, 64])
+    rows = []
+    for i in range(8):
+        params = {"lr": 10 ** -(i % 4), "batch_size": [32, 64][i % 2]}
+        value = 0.1 * (i % 4)
+        study.add_trial(
+            optuna.trial.create_trial(
+                params=params, distributions={"lr": lr, "batch_size": bs}, value=value
+            )
+        )
+        rows.append(result("imp", i, value=value))
+    add_results(sqlite_client, rows)
+    summary = sqlite_client.get("/v1/studies/imp/summary").json()
+    assert summary["importances_note"] is None
+    assert set(summary["importances"]) == {"lr", "batch_size"}
+    assert sum(summary["importances"].values()) == pytest.approx(1.0)
+
+
+def test_importance_cache_recomputes_on_new_trials_at_most_every_min_age() -> None:
+    from api.summary import ImportanceCache
+
+    cache = ImportanceCache(min_age_s=60)
+    assert cache.get("s", 5) is None
+    cache.put("s", 5, (None, "too few"))
+    assert cache.get("s", 5) == (None, "too few")
+    assert cache.get("s", 6) is None  # a note is cheap to redo: new trials, new answer
+    cache.put("s", 6, ({"lr": 1.0}, None))
+    assert cache.get("s", 7) == ({"lr": 1.0}, None)  # fitting is not: reuse for a while
+    assert ImportanceCache(min_age_s=0).get("s", 7) is None
+    stale = ImportanceCache(min_age_s=0)
+    stale.put("s", 6, ({"lr": 1.0}, None))
+    assert stale.get("s", 7) is None and stale.get("s", 6) == ({"lr": 1.0}, None)
