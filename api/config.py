@@ -1,6 +1,7 @@
 """The API's one settings object, read from ``TUNER_*`` environment variables."""
 
 import functools
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, field_validator
@@ -34,6 +35,11 @@ class Settings(BaseSettings):
         60.0, gt=0, description="a worker without a heartbeat for this long is not alive"
     )
     dashboard: bool = Field(True, description="serve the Optuna dashboard at /dashboard")
+    data_dir: Path | None = Field(
+        None,
+        description="folder that dataset and pretrained paths in submitted studies must stay "
+        "in; unset: submissions over REST may name no files",
+    )
     trials_threads: int = Field(
         1,
         ge=1,

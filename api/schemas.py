@@ -8,6 +8,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+import storage
+
 StudyStatus = Literal["queued", "running", "completed", "cancelled", "failed"]
 TrialState = Literal["complete", "pruned", "fail"]
 #: Columns the trial list can be ordered by (``storage.ORDERABLE_COLUMNS``; a test keeps
@@ -27,27 +29,7 @@ OrderBy = Literal[
     "initializer",
 ]
 #: The contract columns of ``tuner_trial_results`` (DESIGN.md), in the order served.
-TRIAL_COLUMNS: tuple[str, ...] = (
-    "study_name",
-    "trial_number",
-    "state",
-    "stop_reason",
-    "initializer",
-    "lr",
-    "weight_decay",
-    "batch_size",
-    "patience",
-    "value",
-    "best_epoch",
-    "epochs_run",
-    "duration_s",
-    "worker",
-    "device",
-    "started_at",
-    "finished_at",
-    "params_json",
-    "error",
-)
+TRIAL_COLUMNS: tuple[str, ...] = storage.CONTRACT_COLUMNS
 
 
 class _Out(BaseModel):

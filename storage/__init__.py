@@ -33,12 +33,14 @@ from storage._models import (
 )
 from storage._optuna_tables import write_intermediate_values
 from storage._results import (
+    CONTRACT_COLUMNS,
     ORDERABLE_COLUMNS,
     InitializerSummary,
     TrialResultData,
     count_trial_results,
     get_trial_result,
     list_trial_results,
+    page_trial_results,
     recorded_trial_numbers,
     summarize_by_initializer,
     upsert_trial_result,
@@ -72,6 +74,7 @@ from storage._studies import (
 from storage._workers import WorkerInfo, list_workers, register_worker, stop_worker
 
 __all__ = [
+    "CONTRACT_COLUMNS",
     "DATABASE_URL_ENV",
     "DEFAULT_DATABASE_URL",
     "DIRECTIONS",
@@ -111,6 +114,7 @@ __all__ = [
     "list_workers",
     "lock_study",
     "owns_run",
+    "page_trial_results",
     "queue_depth",
     "queue_retry",
     "reap_lost_runs",

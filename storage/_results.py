@@ -213,8 +213,56 @@ def count_trial_results(
 ) -> int:
     """How many trial rows match; :class:`~storage.StudyNotFoundError` for an unknown study."""
     study_direction(session, study_name)
-    stmt = _filtered(sa.select(sa.func.count(TrialResult.id)), study_name, state, initializer)
+    stmt = _filtered(sa.select(sa.func.count()), study_name, state, initializer)
     return int(session.scalar(stmt) or 0)
+
+
+#: The public columns of ``tuner_trial_results`` (DESIGN.md), plus ``error``.
+CONTRACT_COLUMNS: tuple[str, ...] = (
+    "study_name", "trial_number", "state", "stop_reason", "initializer", "lr", "weight_decay",
+    "batch_size", "patience", "value", "best_epoch", "epochs_run", "duration_s", "worker",
+    "device", "started_at", "finished_at", "params_json", "error",
+)  # fmt: skip
+
+
+@translate_errors
+def page_trial_results(
+    session: Session,
+    study_name: str,
+    *,
+    state: str | None = None,
+    initializer: str | None = None,
+    order_by: str = "value",
+    descending: bool | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> tuple[list[dict[str, Any]], int]:
+    """One page of rows as plain dicts of the contract columns, and the total that match.
+
+    The read path of the REST API: Core rows, no ORM objects, and no COUNT on a last page.
+    """
+    if order_by not in ORDERABLE_COLUMNS:
+        raise ValueError(
+            f"order_by must be one of {', '.join(ORDERABLE_COLUMNS)}; got {order_by!r}"
+        )
+    direction = study_direction(session, study_name)
+    if descending is None:
+        descending = order_by == "value" and direction == "maximize"
+    table = TrialResult.__table__
+    column = table.c[order_by]
+    key = (column.desc() if descending else column.asc()).nulls_last()
+    stmt = _filtered(
+        sa.select(*(table.c[name] for name in CONTRACT_COLUMNS)), study_name, state, initializer
+    ).order_by(key, table.c.trial_number.asc())
+    items = [dict(row) for row in session.execute(stmt.limit(limit).offset(offset)).mappings()]
+    if len(items) < limit and (items or offset == 0):
+        total = offset + len(items)
+    else:
+        total = int(
+            session.scalar(_filtered(sa.select(sa.func.count()), study_name, state, initializer))
+            or 0
+        )
+    return items, total
 
 
 @translate_errors

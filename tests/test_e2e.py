@@ -147,15 +147,7 @@ def test_a_sigkilled_worker_is_replaced_and_no_row_is_lost(server: tuple[str, st
     assert httpx.post(f"{base}/v1/studies", json=spec, timeout=60).status_code == 201
     victim = _worker(url, "kill")
 
-    def mid_trial() -> list[Any]:
-        return _sql(
-            url,
-            """
-            select t.number from trials t join trial_intermediate_values v using (trial_id)
-            where t.state = 'RUNNING' group by t.number""",
-        )
-
-    (killed_number,) = _wait_for("a trial to report an epoch", mid_trial)[0]
+    (killed_number,) = _wait_for("a trial to report an epoch", _mid_trial(url))[0]
     victim.send_signal(signal.SIGKILL)
     assert victim.wait(timeout=30) == -signal.SIGKILL
     # Nobody told Optuna or wrote a row: the trial is still RUNNING, its run still held.
@@ -178,3 +170,49 @@ def test_a_sigkilled_worker_is_replaced_and_no_row_is_lost(server: tuple[str, st
     assert len(rows) == 4  # the failed attempt kept its row: nothing lost
     assert _sql(url, "select count(*) from tuner_trial_runs where state = 'done'") == [(3,)]
     assert httpx.get(f"{base}/v1/studies/kill").json()["status"] == "completed"
+
+
+def _mid_trial(url: str) -> Any:
+    def check() -> list[Any]:
+        return _sql(
+            url,
+            """
+            select t.number from trials t join trial_intermediate_values v using (trial_id)
+            where t.state = 'RUNNING' group by t.number""",
+        )
+
+    return check
+
+
+def test_sigterm_hands_the_running_trial_back(server: tuple[str, str]) -> None:
+    base, url = server
+    spec = _spec("term", 2, 400, lr=0.05, patience=400)  # trials far longer than the test
+    assert httpx.post(f"{base}/v1/studies", json=spec, timeout=60).status_code == 201
+    # flush reports every 0.2 s so the running trial's epochs show in the database
+    first = _worker(url, "term")
+    (number,) = _wait_for("a trial to report an epoch", _mid_trial(url))[0]
+    first.send_signal(signal.SIGTERM)
+    assert first.wait(timeout=60) == 0  # a clean exit, at the next epoch
+    (row,) = _sql(
+        url,
+        f"select state, stop_reason, error from tuner_trial_results where trial_number = {number}",
+    )
+    assert row[:2] == ("fail", "error") and "handed back" in row[2]
+    pending = _sql(url, "select attempt, retry_of from tuner_trial_runs where state = 'pending'")
+    assert pending == [(0, number)]  # the same configuration, queued again, no retry spent
+    assert _sql(url, f"select state from trials where number = {number}") == [("FAIL",)]
+
+
+def test_cancel_stops_new_trials_and_ends_running_ones(server: tuple[str, str]) -> None:
+    base, url = server
+    spec = _spec("stop", 5, 400, lr=0.05, patience=400)
+    assert httpx.post(f"{base}/v1/studies", json=spec, timeout=60).status_code == 201
+    worker = _worker(url, "stop")
+    (number,) = _wait_for("a trial to report an epoch", _mid_trial(url))[0]
+    assert httpx.post(f"{base}/v1/studies/stop/cancel").status_code == 202
+    assert worker.wait(timeout=60) == 0  # the running trial ended; nothing new was claimed
+    study = httpx.get(f"{base}/v1/studies/stop").json()
+    assert study["status"] == "cancelled"
+    rows = httpx.get(f"{base}/v1/studies/stop/trials").json()["items"]
+    assert [(r["trial_number"], r["stop_reason"]) for r in rows] == [(number, "cancelled")]
+    assert rows[0]["epochs_run"] < 400

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, ValidationInfo, model_validator
 
-from tuner._dims import fail
+from tuner._dims import fail, resolve_file
 from tuner._errors import TaskError
 
 BUILTIN_DATASETS = ("mnist-5k", "digits", "synthetic")
@@ -36,8 +36,10 @@ class DatasetFile(BaseModel):
 
     @model_validator(mode="after")
     def _check(self, info: ValidationInfo) -> DatasetFile:
-        base = Path((info.context or {}).get("base_dir") or Path.cwd())
-        file = (base / self.path).resolve()
+        try:
+            file = resolve_file(self.path, info.context)
+        except ValueError as exc:
+            raise fail(("path",), str(exc)) from None
         if file.suffix not in (".npz", ".csv"):
             raise fail(("path",), f"a dataset file must be .npz or .csv, got {file.name!r}")
         if not file.is_file():

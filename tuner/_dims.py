@@ -8,6 +8,7 @@ The tags are wrapped in ``<...>`` so they can be dropped from error paths.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Tag, ValidationError, model_validator
@@ -132,3 +133,21 @@ def fail(loc: tuple[str | int, ...], message: str, value: Any = None) -> Validat
     return ValidationError.from_exception_data(
         "StudySpec", [InitErrorDetails(type=error, loc=loc, input=value)]
     )
+
+
+def resolve_file(value: str, context: dict[str, Any] | None) -> Path:
+    """A user-given file path, resolved against the spec's folder.
+
+    With ``confine`` in the context (definitions that arrive over the network) the path
+    must stay inside ``base_dir``; that is checked before anything about the file is
+    looked at, so a refusal reveals nothing about what exists elsewhere.
+    """
+    context = context or {}
+    base = Path(context.get("base_dir") or Path.cwd()).resolve()
+    path = (base / value).resolve()
+    if context.get("confine"):
+        if context.get("base_dir") is None:
+            raise ValueError("this server takes no file paths (its TUNER_DATA_DIR is not set)")
+        if not path.is_relative_to(base):
+            raise ValueError(f"file paths must stay inside the server's data folder {base}")
+    return path

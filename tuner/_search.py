@@ -21,7 +21,15 @@ from pydantic import (
     model_validator,
 )
 
-from tuner._dims import FloatRange, IntRange, ParamDim, dim_values, fail, is_searched
+from tuner._dims import (
+    FloatRange,
+    IntRange,
+    ParamDim,
+    dim_values,
+    fail,
+    is_searched,
+    resolve_file,
+)
 from tuner._errors import InitializerError
 from tuner._initializers import INITIALIZERS, canonical_name
 
@@ -82,8 +90,10 @@ def _check_param(init: str, key: str, dim: Any, info: ValidationInfo) -> Any:
     if isinstance(dim, list) and not dim:
         raise fail((key,), "a list of choices cannot be empty", dim)
     if param.kind == "path":
-        base = (info.context or {}).get("base_dir") or Path.cwd()
-        resolved = [str((Path(base) / str(v)).resolve()) for v in dim_values(dim)]
+        try:
+            resolved = [str(resolve_file(str(v), info.context)) for v in dim_values(dim)]
+        except ValueError as exc:
+            raise fail((key,), str(exc), None) from None
         for value in resolved:
             if not Path(value).is_file():
                 raise fail((key,), f"file not found: {value}", value)

@@ -251,12 +251,20 @@ def _issue(error: Mapping[str, Any]) -> SpecIssue:
     return SpecIssue(loc=loc, msg=msg)
 
 
-def parse_spec(data: Any, *, base_dir: Path | None = None) -> StudySpec:
-    """Validate a spec given as a mapping; relative data paths resolve against ``base_dir``."""
+def parse_spec(data: Any, *, base_dir: Path | None = None, confine: bool = False) -> StudySpec:
+    """Validate a spec given as a mapping; relative data paths resolve against ``base_dir``.
+
+    ``confine`` (for definitions from the network) keeps every file path inside
+    ``base_dir``, and refuses file paths altogether when there is none.
+    """
     if not isinstance(data, Mapping):
         raise SpecError([SpecIssue((), "a study definition must be a mapping of fields")])
     try:
-        return StudySpec.model_validate(dict(data), context={"base_dir": base_dir or Path.cwd()})
+        context = {
+            "base_dir": base_dir if confine else (base_dir or Path.cwd()),
+            "confine": confine,
+        }
+        return StudySpec.model_validate(dict(data), context=context)
     except ValidationError as exc:
         raise SpecError([_issue(e) for e in exc.errors()]) from None
 

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Body, HTTPException, Query, Request, Response, st
 
 import storage
 import tuner
-from api.deps import DatabaseDep, SessionDep
+from api.deps import DatabaseDep, SessionDep, SettingsDep
 from api.schemas import Message, Study, StudyPage, StudyStatus
 from api.views import study_brief, study_detail
 
@@ -34,6 +34,7 @@ def create_study(
     request: Request,
     response: Response,
     db: DatabaseDep,
+    settings: SettingsDep,
     definition: Annotated[
         dict[str, Any],
         Body(
@@ -60,7 +61,8 @@ def create_study(
     Every problem is reported at once as a 422 with its field path; nothing is written
     unless the whole definition is valid.
     """
-    spec = tuner.parse_spec(definition)
+    # Paths in a definition from the network stay inside the configured data folder.
+    spec = tuner.parse_spec(definition, base_dir=settings.data_dir, confine=True)
     tuner.submit_study(db, spec)
     with db.session() as session:
         record = storage.get_study_record(session, spec.name)

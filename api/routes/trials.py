@@ -12,7 +12,7 @@ import tuner
 from api.deps import DatabaseDep, SessionDep
 from api.schemas import Message, OrderBy, Summary, Trial, TrialPage, TrialState
 from api.summary import summarize
-from api.views import trial, trial_dict
+from api.views import trial
 
 router = APIRouter(prefix="/studies/{name}", tags=["trials"])
 
@@ -72,7 +72,7 @@ def _trial_page(
     """One page as JSON: rows become plain dicts serialized by pydantic-core in one go,
     skipping per-row model validation (the schema is still TrialPage, see OpenAPI)."""
     with db.session() as session:
-        rows = storage.list_trial_results(
+        items, total = storage.page_trial_results(
             session,
             name,
             state=state,
@@ -82,11 +82,6 @@ def _trial_page(
             limit=limit,
             offset=offset,
         )
-        if len(rows) < limit and (rows or offset == 0):
-            total = offset + len(rows)  # the last page: no COUNT needed
-        else:
-            total = storage.count_trial_results(session, name, state=state, initializer=initializer)
-        items = [trial_dict(row) for row in rows]
     return pydantic_core.to_json({"items": items, "total": total, "limit": limit, "offset": offset})
 
 

@@ -189,3 +189,28 @@ def test_unreadable_or_malformed_files(tmp_path: Path) -> None:
     (tmp_path / "list.yaml").write_text("- 1\n- 2\n")
     with pytest.raises(SpecError, match="mapping"):
         load_spec(tmp_path / "list.yaml")
+
+
+def test_confined_specs_keep_file_paths_inside_the_data_folder(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    np.savez(data / "d.npz", x=np.zeros((10, 3)), y=np.arange(10) % 2)
+    inside = {"name": "c", "task": {"dataset": {"path": "d.npz"}}}
+    spec = parse_spec(inside, base_dir=data, confine=True)
+    assert spec.task.dataset.path == str(data / "d.npz")  # type: ignore[union-attr]
+    for path in ("/etc/passwd.csv", "../outside.npz", str(tmp_path / "nope.npz")):
+        with pytest.raises(SpecError) as caught:
+            parse_spec(
+                {"name": "c", "task": {"dataset": {"path": path}}}, base_dir=data, confine=True
+            )
+        (issue,) = caught.value.issues
+        assert issue.path == "task.dataset.path" and "inside the server's data folder" in issue.msg
+        assert "not found" not in issue.msg  # says nothing about what exists out there
+    with pytest.raises(SpecError, match="takes no file paths"):
+        parse_spec(inside, confine=True)
+    pretrained = {
+        "name": "c",
+        "search": {"initializer": {"name": "pretrained", "path": "/etc/x.pt"}},
+    }
+    with pytest.raises(SpecError, match="inside the server's data folder"):
+        parse_spec(pretrained, base_dir=data, confine=True)
