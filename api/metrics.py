@@ -39,20 +39,15 @@ class DatabaseCollector(Collector):
         trials = GaugeMetricFamily(
             "tuner_trials", "Trials by study and state", labels=["study", "state"]
         )
-        durations: list[float] = []
         with self._db.session() as session:
-            for record in storage.list_study_records(session):
-                for state in storage.TRIAL_STATES:
-                    count = storage.count_trial_results(session, record.name, state=state)
-                    trials.add_metric([record.name, state], count)
-                runs = storage.count_runs_by_state(session, record.name)
-                for state in ("running", "pending"):
-                    trials.add_metric([record.name, state], runs.get(state, 0))
-                durations.extend(
-                    row.duration_s for row in storage.list_trial_results(session, record.name)
-                )
+            counts = storage.trial_counts(session)
+            names = [record.name for record in storage.list_study_records(session)]
+            below, total_s, n = storage.duration_histogram(session, DURATION_BUCKETS)
             depth = storage.queue_depth(session)
             alive = len(storage.list_workers(session, alive_within_s=self._stale_after_s))
+        for name in names:  # every state of every study, zeros included
+            for state in (*storage.TRIAL_STATES, "running", "pending"):
+                trials.add_metric([name, state], counts.get((name, state), 0))
         queue = GaugeMetricFamily(
             "tuner_queue_depth", "Trials waiting for a worker (unclaimed budget plus retries)"
         )
@@ -62,18 +57,9 @@ class DatabaseCollector(Collector):
         histogram = HistogramMetricFamily(
             "tuner_trial_duration_seconds", "Wall-clock duration of finished trials"
         )
-        histogram.add_metric([], _buckets(durations), sum_value=sum(durations))
+        buckets = [(str(float(b)), float(c)) for b, c in zip(DURATION_BUCKETS, below, strict=True)]
+        histogram.add_metric([], [*buckets, ("+Inf", float(n))], sum_value=total_s)
         return [trials, queue, histogram, workers]
-
-
-def _buckets(values: list[float]) -> list[tuple[str, float]]:
-    """Cumulative bucket counts in Prometheus' shape, ending with ``+Inf``."""
-    out = [
-        (str(float(bound)), float(sum(1 for v in values if v <= bound)))
-        for bound in DURATION_BUCKETS
-    ]
-    out.append(("+Inf", float(len(values))))
-    return out
 
 
 def make_registry(db: storage.Database, *, stale_after_s: float) -> CollectorRegistry:

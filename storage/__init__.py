@@ -38,11 +38,13 @@ from storage._results import (
     InitializerSummary,
     TrialResultData,
     count_trial_results,
+    duration_histogram,
     get_trial_result,
     list_trial_results,
     page_trial_results,
     recorded_trial_numbers,
     summarize_by_initializer,
+    trial_counts,
     upsert_trial_result,
 )
 from storage._runs import (
@@ -104,6 +106,7 @@ __all__ = [
     "count_runs_by_state",
     "count_trial_results",
     "create_study_record",
+    "duration_histogram",
     "finish_run",
     "get_study_record",
     "get_trial_result",
@@ -128,6 +131,7 @@ __all__ = [
     "set_study_status",
     "stop_worker",
     "summarize_by_initializer",
+    "trial_counts",
     "upsert_trial_result",
     "write_intermediate_values",
 ]

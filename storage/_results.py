@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -263,6 +263,37 @@ def page_trial_results(
             or 0
         )
     return items, total
+
+
+@translate_errors
+def trial_counts(session: Session) -> dict[tuple[str, str], int]:
+    """(study, state) -> trials, over every study: result states and running/pending runs."""
+    from storage._models import TrialRun
+
+    counts: dict[tuple[str, str], int] = {}
+    results = sa.select(TrialResult.study_name, TrialResult.state, sa.func.count()).group_by(
+        TrialResult.study_name, TrialResult.state
+    )
+    runs = (
+        sa.select(TrialRun.study_name, TrialRun.state, sa.func.count())
+        .where(TrialRun.state.in_(("running", "pending")))
+        .group_by(TrialRun.study_name, TrialRun.state)
+    )
+    for stmt in (results, runs):
+        for study, state, n in session.execute(stmt).all():
+            counts[(study, state)] = int(n)
+    return counts
+
+
+@translate_errors
+def duration_histogram(session: Session, bounds: Sequence[float]) -> tuple[list[int], float, int]:
+    """Cumulative counts of trial durations <= each bound, their sum, and the total count."""
+    duration = TrialResult.duration_s
+    columns = [sa.func.count(sa.case((duration <= b, 1))) for b in bounds]
+    row = session.execute(
+        sa.select(*columns, sa.func.coalesce(sa.func.sum(duration), 0.0), sa.func.count())
+    ).one()
+    return [int(n) for n in row[: len(bounds)]], float(row[-2]), int(row[-1])
 
 
 @translate_errors
