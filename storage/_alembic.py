@@ -6,6 +6,7 @@ The ``tuner_`` tables have their own version table, so our migrations and Optuna
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,24 @@ def include_object(
     if isinstance(table, sa.Table):
         return table.name.startswith(TABLE_PREFIX) and table.name != VERSION_TABLE
     return True
+
+
+def include_object_for(dialect: str) -> Callable[..., bool]:
+    """:func:`include_object`, also leaving out what ``ddl_if`` reserves for other dialects."""
+
+    def include(
+        obj: SchemaItem,
+        name: str | None,
+        type_: str,
+        reflected: bool,
+        compare_to: SchemaItem | None,
+    ) -> bool:
+        only = getattr(getattr(obj, "_ddl_if", None), "dialect", None)
+        if only is not None and only != dialect:
+            return False
+        return include_object(obj, name, type_, reflected, compare_to)
+
+    return include
 
 
 def include_name(name: str | None, type_: str, parent_names: Any) -> bool:

@@ -138,7 +138,9 @@ class TrialResult(Base):
         sa.UniqueConstraint("study_name", "trial_number"),
         sa.CheckConstraint(_in("state", TRIAL_STATES), name="state"),
         sa.CheckConstraint(_in("stop_reason", STOP_REASONS), name="stop_reason"),
-        sa.Index("ix_tuner_trial_results_study_name_value", "study_name", "value"),
+        # Best-first pages without a sort: ascending serves minimized studies; the
+        # descending twin (below the class) serves maximized ones.
+        sa.Index("ix_tuner_trial_results_study_name_value", "study_name", "value", "trial_number"),
         sa.Index("ix_tuner_trial_results_study_name_initializer", "study_name", "initializer"),
     )
 
@@ -172,6 +174,14 @@ class TrialResult(Base):
             f"TrialResult(study_name={self.study_name!r}, trial_number={self.trial_number}, "
             f"state={self.state!r}, value={self.value!r})"
         )
+
+
+sa.Index(
+    "ix_tuner_trial_results_best_first_max",
+    TrialResult.study_name,
+    TrialResult.value.desc().nulls_last(),
+    TrialResult.trial_number,
+).ddl_if(dialect="postgresql")  # SQLite takes no NULLS LAST in an index
 
 
 class TrialRun(Base):

@@ -15,8 +15,9 @@ from typing import Any
 
 import sqlalchemy as sa
 from alembic import context
+from sqlalchemy.engine import make_url
 
-from storage._alembic import VERSION_TABLE, include_name, include_object, lock_for_migration
+from storage._alembic import VERSION_TABLE, include_name, include_object_for, lock_for_migration
 from storage._database import Database, resolve_database_url
 from storage._models import Base
 
@@ -33,10 +34,14 @@ def _url() -> str:
 
 
 def _configure(**kwargs: Any) -> None:
+    if "connection" in kwargs:
+        dialect = kwargs["connection"].dialect.name
+    else:
+        dialect = make_url(kwargs["url"]).get_backend_name()
     context.configure(
         target_metadata=target_metadata,
         version_table=VERSION_TABLE,
-        include_object=include_object,
+        include_object=include_object_for(dialect),
         include_name=include_name,
         compare_type=True,
         **kwargs,

@@ -23,7 +23,7 @@ OPTUNA_TABLES = {"studies", "trials", "trial_values", "version_info", "alembic_v
 TUNER_TABLES = {"tuner_studies", "tuner_trial_results", "tuner_alembic_version"}
 
 #: The newest migration; every upgrade test expects the tables at it.
-HEAD = "0002"
+HEAD = "0003"
 
 
 def _optuna_study(database: Database, name: str = "study") -> optuna.Study:
