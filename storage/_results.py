@@ -167,6 +167,39 @@ def _filtered(
     return stmt
 
 
+def _ordered(
+    session: Session,
+    stmt: sa.Select[Any],
+    study_name: str,
+    state: str | None,
+    initializer: str | None,
+    order_by: str,
+    descending: bool | None,
+    limit: int | None,
+    offset: int,
+) -> sa.Select[Any]:
+    """``stmt`` filtered, ordered (missing values last, ties by trial number) and paged.
+
+    ``descending=None`` is best first for ``value`` (per the study's direction), else
+    ascending. :class:`~storage.StudyNotFoundError` if the study does not exist.
+    """
+    if order_by not in ORDERABLE_COLUMNS:
+        raise ValueError(
+            f"order_by must be one of {', '.join(ORDERABLE_COLUMNS)}; got {order_by!r}"
+        )
+    if limit is not None and limit < 0:
+        raise ValueError(f"limit must be >= 0, got {limit}")
+    if offset < 0:
+        raise ValueError(f"offset must be >= 0, got {offset}")
+    maximize = study_direction(session, study_name) == "maximize"
+    if descending is None:
+        descending = order_by == "value" and maximize
+    column = TrialResult.__table__.c[order_by]
+    key = (column.desc() if descending else column.asc()).nulls_last()
+    stmt = _filtered(stmt, study_name, state, initializer)
+    return stmt.order_by(key, TrialResult.trial_number.asc()).limit(limit).offset(offset)
+
+
 @translate_errors
 def list_trial_results(
     session: Session,
@@ -185,22 +218,18 @@ def list_trial_results(
     direction) and ascending for any other column; ties break on ``trial_number``.
     :class:`~storage.StudyNotFoundError` if the study does not exist.
     """
-    if order_by not in ORDERABLE_COLUMNS:
-        raise ValueError(
-            f"order_by must be one of {', '.join(ORDERABLE_COLUMNS)}; got {order_by!r}"
-        )
-    if limit is not None and limit < 0:
-        raise ValueError(f"limit must be >= 0, got {limit}")
-    if offset < 0:
-        raise ValueError(f"offset must be >= 0, got {offset}")
-    direction = study_direction(session, study_name)
-    if descending is None:
-        descending = order_by == "value" and direction == "maximize"
-    column = TrialResult.__table__.c[order_by]
-    key = column.desc() if descending else column.asc()
-    stmt = _filtered(sa.select(TrialResult), study_name, state, initializer)
-    stmt = stmt.order_by(key.nulls_last(), TrialResult.trial_number.asc())
-    return list(session.scalars(stmt.limit(limit).offset(offset)))
+    stmt = _ordered(
+        session,
+        sa.select(TrialResult),
+        study_name,
+        state,
+        initializer,
+        order_by,
+        descending,
+        limit,
+        offset,
+    )
+    return list(session.scalars(stmt))
 
 
 @translate_errors
@@ -219,10 +248,26 @@ def count_trial_results(
 
 #: The public columns of ``tuner_trial_results`` (DESIGN.md), plus ``error``.
 CONTRACT_COLUMNS: tuple[str, ...] = (
-    "study_name", "trial_number", "state", "stop_reason", "initializer", "lr", "weight_decay",
-    "batch_size", "patience", "value", "best_epoch", "epochs_run", "duration_s", "worker",
-    "device", "started_at", "finished_at", "params_json", "error",
-)  # fmt: skip
+    "study_name",
+    "trial_number",
+    "state",
+    "stop_reason",
+    "initializer",
+    "lr",
+    "weight_decay",
+    "batch_size",
+    "patience",
+    "value",
+    "best_epoch",
+    "epochs_run",
+    "duration_s",
+    "worker",
+    "device",
+    "started_at",
+    "finished_at",
+    "params_json",
+    "error",
+)
 
 
 @translate_errors
@@ -241,20 +286,12 @@ def page_trial_results(
 
     The read path of the REST API: Core rows, no ORM objects, and no COUNT on a last page.
     """
-    if order_by not in ORDERABLE_COLUMNS:
-        raise ValueError(
-            f"order_by must be one of {', '.join(ORDERABLE_COLUMNS)}; got {order_by!r}"
-        )
-    direction = study_direction(session, study_name)
-    if descending is None:
-        descending = order_by == "value" and direction == "maximize"
     table = TrialResult.__table__
-    column = table.c[order_by]
-    key = (column.desc() if descending else column.asc()).nulls_last()
-    stmt = _filtered(
-        sa.select(*(table.c[name] for name in CONTRACT_COLUMNS)), study_name, state, initializer
-    ).order_by(key, table.c.trial_number.asc())
-    items = [dict(row) for row in session.execute(stmt.limit(limit).offset(offset)).mappings()]
+    columns = sa.select(*(table.c[name] for name in CONTRACT_COLUMNS))
+    stmt = _ordered(
+        session, columns, study_name, state, initializer, order_by, descending, limit, offset
+    )
+    items = [dict(row) for row in session.execute(stmt).mappings()]
     if len(items) < limit and (items or offset == 0):
         total = offset + len(items)
     else:
