@@ -140,13 +140,6 @@ def upsert_trial_result(session: Session, data: TrialResultData) -> None:
 
 
 @translate_errors
-def recorded_trial_numbers(session: Session, study_name: str) -> set[int]:
-    """The trial numbers of a study that already have a results row."""
-    stmt = sa.select(TrialResult.trial_number).where(TrialResult.study_name == study_name)
-    return set(session.scalars(stmt))
-
-
-@translate_errors
 def get_trial_result(session: Session, study_name: str, trial_number: int) -> TrialResult | None:
     """One trial's row, or None."""
     return session.scalar(

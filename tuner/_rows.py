@@ -21,11 +21,6 @@ from tuner._trial import TrialOutcome, trial_seeds
 
 RESULT_ATTR = "tuner_result"  # the results row, so a row lost in a crash can be rebuilt
 PARAMS_ATTR = "tuner"  # configuration, worker, device, attempt: set once when a trial starts
-FINISHED = (
-    optuna.trial.TrialState.COMPLETE,
-    optuna.trial.TrialState.PRUNED,
-    optuna.trial.TrialState.FAIL,
-)
 
 
 def worker_id() -> str:
