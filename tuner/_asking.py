@@ -22,6 +22,7 @@ from optuna.distributions import (
     CategoricalDistribution,
     FloatDistribution,
     IntDistribution,
+    json_to_distribution,
 )
 from optuna.trial import FrozenTrial, TrialState
 
@@ -121,6 +122,16 @@ def create_trial(
     trial_id = backend.create_new_trial(study_id, template_trial=template)
     number = backend.get_trial_number_from_id(trial_id)
     return AskedTrial(number, trial_id, params, distributions)
+
+
+def retry_trial(
+    study: optuna.Study, backend: Any, study_id: int, payload: dict[str, Any]
+) -> optuna.Trial:
+    """A new RUNNING trial with exactly a retry payload's parameters, as an Optuna ``Trial``:
+    define-by-run suggestions on it return those values."""
+    distributions = {k: json_to_distribution(v) for k, v in payload["distributions"].items()}
+    asked = create_trial(backend, study_id, payload["params"], distributions, {})
+    return optuna.Trial(study, asked.trial_id)
 
 
 def ask_in_memory(

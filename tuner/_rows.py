@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import optuna
-from optuna.distributions import distribution_to_json, json_to_distribution
+from optuna.distributions import distribution_to_json
 
 import storage
 from tuner._trial import TrialOutcome, trial_seeds
@@ -96,28 +96,6 @@ def retry_payload(trial: Any) -> dict[str, Any]:
         "params": dict(trial.params),
         "distributions": {k: distribution_to_json(d) for k, d in trial.distributions.items()},
     }
-
-
-def retry_trial(study: optuna.Study, backend: Any, payload: dict[str, Any]) -> optuna.Trial:
-    """A new RUNNING Optuna trial carrying exactly the payload's parameters."""
-    distributions = {k: json_to_distribution(v) for k, v in payload["distributions"].items()}
-    template = optuna.trial.FrozenTrial(
-        number=-1,
-        state=optuna.trial.TrialState.RUNNING,
-        value=None,
-        datetime_start=datetime.now(),
-        datetime_complete=None,
-        params=payload["params"],
-        distributions=distributions,
-        user_attrs={},
-        system_attrs={},
-        intermediate_values={},
-        trial_id=-1,
-    )
-    trial_id = backend.create_new_trial(
-        backend.get_study_id_from_name(study.study_name), template_trial=template
-    )
-    return optuna.Trial(study, trial_id)
 
 
 def frozen_trial(backend: Any, study_name: str, number: int) -> optuna.trial.FrozenTrial:

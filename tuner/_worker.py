@@ -24,7 +24,7 @@ from datetime import UTC, datetime, timedelta
 import optuna
 
 import storage
-from tuner._asking import AskedTrial, ask_in_memory, asks_in_memory
+from tuner._asking import AskedTrial, ask_in_memory, asks_in_memory, retry_trial
 from tuner._data import DataSplit
 from tuner._observer import RunObserver
 from tuner._reporting import EpochReporter, Snapshot
@@ -36,7 +36,6 @@ from tuner._rows import (
     frozen_trial,
     result_row,
     retry_payload,
-    retry_trial,
     worker_id,
 )
 from tuner._search import grid_space, suggest
@@ -225,7 +224,9 @@ class Worker:
             trial, params = ask_in_memory(backend, study_id, study, snapshot, spec, meta)
         else:  # Optuna's own ask (or a retry's fixed parameters), then define-by-run
             optuna_trial = (
-                retry_trial(study, backend, claim.params_json) if claim.params_json else study.ask()
+                retry_trial(study, backend, study_id, claim.params_json)
+                if claim.params_json
+                else study.ask()
             )
             params = suggest(optuna_trial, spec.search)
             optuna_trial.set_user_attr(PARAMS_ATTR, {**meta, "params": params.to_json()})
