@@ -1,0 +1,32 @@
+"""The ``tuner`` command line: thin typer wrappers over the engine and storage.
+
+Rich (progress bars, tables) lives here and nowhere else. Each module registers its
+commands on the one typer ``app`` when imported.
+"""
+
+from __future__ import annotations
+
+import optuna
+
+import storage
+from tuner._errors import SpecError, TunerError
+from tuner.cli import _local, _service
+from tuner.cli._common import app, err
+
+__all__ = ["app", "main"]
+_COMMAND_MODULES = (_local, _service)
+
+
+def main() -> None:
+    """Console-script entry point: turns the package's errors into messages and exit codes."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # the progress bar says it better
+    try:
+        app()
+    except SpecError as exc:
+        err.print(f"[red]invalid study definition[/] ({len(exc.issues)} problem(s)):")
+        for issue in exc.issues:
+            err.print(f"  [bold]{issue.path}[/]: {issue.msg}", highlight=False)
+        raise SystemExit(2) from None
+    except (TunerError, storage.StorageError) as exc:
+        err.print(f"[red]error:[/] {exc}", highlight=False)
+        raise SystemExit(1) from None

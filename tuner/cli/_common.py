@@ -1,0 +1,31 @@
+"""Shared pieces of the command line: the typer app, consoles, common options."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+app = typer.Typer(
+    help="Hyperparameter tuning for PyTorch with weight initialization as a search dimension.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+# Off a terminal (CI logs, pipes) rich would wrap tables at 80 columns.
+console = Console(width=None if sys.stdout.isatty() else 160)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
+
+DatabaseUrl = Annotated[
+    str | None,
+    typer.Option(
+        "--database-url",
+        help="SQLAlchemy URL; default: $TUNER_DATABASE_URL, else sqlite:///./tuner.db",
+        show_default=False,
+    ),
+]
+
+
+def fmt(value: float | None) -> str:
+    return "—" if value is None else f"{value:.4f}"
