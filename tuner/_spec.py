@@ -201,6 +201,9 @@ class StudySpec(_Model):
     sampler: SamplerConfig = Field(default_factory=lambda: SamplerConfig(name="tpe"))
     pruner: PrunerConfig = Field(default_factory=lambda: PrunerConfig(name="median"))
     seed: int = Field(0, ge=0)
+    #: Seeds per configuration: each trial trains this many replicates (init and data-order
+    #: seeds separate) in lockstep and is judged on their mean.
+    replicates: int = Field(1, ge=1, le=32)
 
     @field_validator("name")
     @classmethod

@@ -121,6 +121,104 @@ def _validate(model: nn.Module, data: DataSplit) -> tuple[float, float]:
     return evaluate(model, data.x_val, data.y_val)
 
 
+def _epoch(
+    model: nn.Module,
+    opt: torch.optim.Optimizer,
+    data: DataSplit,
+    batch_size: int,
+    generator: torch.Generator,
+) -> torch.Tensor:
+    """One pass over the training set; the summed loss stays on the device (no host sync)."""
+    x, y = data.x_train, data.y_train
+    n, device = len(x), x.device
+    model.train()
+    order = torch.randperm(n, generator=generator).to(device)
+    loss_sum = torch.zeros((), device=device)
+    for start in range(0, n, batch_size):
+        idx = order[start : start + batch_size]
+        loss = F.cross_entropy(model(x[idx]), y[idx])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        loss_sum += loss.detach() * len(idx)
+    return loss_sum / n
+
+
+@dataclass
+class ReplicateResult:
+    """One seed's run inside a lockstep group: its own curve, its figure at the group's best."""
+
+    history: list[EpochStats]
+    value: float | None  # this replicate's metric at the group's best epoch
+    best_value: float | None  # its own best epoch's metric
+    best_epoch: int | None
+
+
+def _mean_stats(epoch: int, losses: list[float], evals: list[tuple[float, float]]) -> EpochStats:
+    k = len(losses)
+    return EpochStats(
+        epoch,
+        sum(losses) / k,
+        sum(v for v, _ in evals) / k,
+        sum(a for _, a in evals) / k,
+    )
+
+
+def train_replicates(
+    models: list[nn.Module],
+    data: DataSplit,
+    cfg: TrainConfig,
+    *,
+    generators: list[torch.Generator],
+    on_epoch: EpochHook | None = None,
+    evaluator: Evaluator = _validate,
+) -> tuple[TrainResult, list[ReplicateResult]]:
+    """Train replicates (same configuration, different seeds) in lockstep.
+
+    Early stopping, the hook (reports, pruning) and the result follow the mean over the
+    replicates, epoch by epoch: the configuration, not one lucky seed, is what is judged.
+    With one replicate this is plain training.
+    """
+    opts = [make_optimizer(cfg.optimizer, m.parameters(), cfg) for m in models]
+    stopper = EarlyStopping(cfg.patience, min_delta=cfg.min_delta, direction=cfg.direction)
+    history: list[EpochStats] = []
+    own: list[list[EpochStats]] = [[] for _ in models]
+
+    def done(reason: StopReason) -> tuple[TrainResult, list[ReplicateResult]]:
+        result = TrainResult(stopper.best, stopper.best_epoch, len(history), reason, history)
+        return result, [_replicate(h, stopper.best_epoch, cfg) for h in own]
+
+    for epoch in range(1, cfg.max_epochs + 1):
+        # The only host sync of the epoch: a NaN/inf anywhere in it shows in the sum.
+        losses = [
+            _epoch(m, o, data, cfg.batch_size, g).item()
+            for m, o, g in zip(models, opts, generators, strict=True)
+        ]
+        evals = [evaluator(m, data) for m in models]
+        for runs, loss, (val_loss, val_acc) in zip(own, losses, evals, strict=True):
+            runs.append(EpochStats(epoch, loss, val_loss, val_acc))
+        stats = own[0][-1] if len(models) == 1 else _mean_stats(epoch, losses, evals)
+        history.append(stats)
+        if not (math.isfinite(stats.train_loss) and math.isfinite(stats.val_loss)):
+            return done("diverged")
+        should_stop = stopper.update(epoch, stats.metric(cfg.metric))
+        reason = on_epoch(stats) if on_epoch else None
+        if reason is not None:
+            return done(reason)
+        if should_stop:
+            return done("patience")
+    return done("max_epochs")
+
+
+def _replicate(history: list[EpochStats], at: int | None, cfg: TrainConfig) -> ReplicateResult:
+    values = [s.metric(cfg.metric) for s in history]
+    finite = [(v, s.epoch) for v, s in zip(values, history, strict=True) if math.isfinite(v)]
+    pick = max if cfg.direction == "maximize" else min
+    best = pick(finite) if finite else None
+    value = values[at - 1] if at is not None and math.isfinite(values[at - 1]) else None
+    return ReplicateResult(history, value, best[0] if best else None, best[1] if best else None)
+
+
 def train(
     model: nn.Module,
     data: DataSplit,
@@ -135,37 +233,7 @@ def train(
     ``generator`` (CPU) draws the batch order, so a trial re-runs to the same
     numbers on CPU. ``evaluator`` returns (val_loss, val_accuracy) for an epoch.
     """
-    x, y = data.x_train, data.y_train
-    n, device = len(x), x.device
-    opt = make_optimizer(cfg.optimizer, model.parameters(), cfg)
-    stopper = EarlyStopping(cfg.patience, min_delta=cfg.min_delta, direction=cfg.direction)
-    history: list[EpochStats] = []
-
-    def done(reason: StopReason) -> TrainResult:
-        return TrainResult(stopper.best, stopper.best_epoch, len(history), reason, history)
-
-    for epoch in range(1, cfg.max_epochs + 1):
-        model.train()
-        order = torch.randperm(n, generator=generator).to(device)
-        loss_sum = torch.zeros((), device=device)
-        for start in range(0, n, cfg.batch_size):
-            idx = order[start : start + cfg.batch_size]
-            loss = F.cross_entropy(model(x[idx]), y[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            loss_sum += loss.detach() * len(idx)
-        # The only host sync of the epoch: a NaN/inf anywhere in it shows in the sum.
-        train_loss = (loss_sum / n).item()
-        val_loss, val_accuracy = evaluator(model, data)
-        stats = EpochStats(epoch, train_loss, val_loss, val_accuracy)
-        history.append(stats)
-        if not (math.isfinite(train_loss) and math.isfinite(val_loss)):
-            return done("diverged")
-        should_stop = stopper.update(epoch, stats.metric(cfg.metric))
-        reason = on_epoch(stats) if on_epoch else None
-        if reason is not None:
-            return done(reason)
-        if should_stop:
-            return done("patience")
-    return done("max_epochs")
+    result, _ = train_replicates(
+        [model], data, cfg, generators=[generator], on_epoch=on_epoch, evaluator=evaluator
+    )
+    return result

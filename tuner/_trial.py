@@ -7,10 +7,14 @@ so the caller always has a state to record.
 
 from __future__ import annotations
 
+import logging
+import platform
+import statistics
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError, version
 from typing import Any, Literal
 
 import numpy as np
@@ -18,19 +22,68 @@ import optuna
 import torch
 
 from tuner._data import DataSplit
+from tuner._diagnostics import LayerDiagnostics, diagnose
 from tuner._errors import TunerError
-from tuner._initializers import apply_initializer
+from tuner._initializers import LayerRecord, apply_initializer
 from tuner._search import TrialParams
 from tuner._tasks import Task
-from tuner._train import EpochStats, StopReason, TrainConfig, TrainResult, train
+from tuner._train import (
+    EpochStats,
+    ReplicateResult,
+    StopReason,
+    TrainConfig,
+    TrainResult,
+    train_replicates,
+)
 
 TrialState = Literal["complete", "pruned", "fail"]
+CALIBRATION_ROWS = 256  # the fixed batch for LSUV and the t=0 diagnostics: the first train rows
+log = logging.getLogger("tuner.trial")
 
 
-def trial_seeds(study_seed: int, number: int) -> tuple[int, int]:
+def trial_seeds(study_seed: int, number: int, replicate: int = 0) -> tuple[int, int]:
     """Independent (init, data-order) seeds for a trial, stable across runs and machines."""
-    init_seed, data_seed = np.random.SeedSequence([study_seed, number]).generate_state(2)
+    entropy = [study_seed, number] if replicate == 0 else [study_seed, number, replicate]
+    init_seed, data_seed = np.random.SeedSequence(entropy).generate_state(2)
     return int(init_seed), int(data_seed)
+
+
+def _package_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for name in ("torch", "numpy", "optuna", "init-tuner"):
+        try:
+            versions[name] = version(name)
+        except PackageNotFoundError:
+            versions[name] = "unknown"
+    return versions
+
+
+def manifest(
+    *,
+    seeds: list[dict[str, int]],
+    params: TrialParams,
+    config: TrainConfig,
+    device: torch.device,
+    layers: list[LayerRecord],
+) -> dict[str, Any]:
+    """Everything needed to re-run a trial and to know what ran: seeds, versions, flags, init."""
+    return {
+        "seeds": seeds,
+        "versions": _package_versions(),
+        "device": str(device),
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        "deterministic": {
+            "algorithms": torch.are_deterministic_algorithms_enabled(),
+            "cudnn_deterministic": torch.backends.cudnn.deterministic,
+            "cudnn_benchmark": torch.backends.cudnn.benchmark,
+            "tf32_matmul": torch.backends.cuda.matmul.allow_tf32,
+            "num_threads": torch.get_num_threads(),
+        },
+        "train": asdict(config),
+        "initializer": {"label": params.initializer, "name": params.initializer_name},
+        "init_params": dict(params.init_params),
+        "layers": [asdict(layer) for layer in layers],
+    }
 
 
 @dataclass
@@ -49,6 +102,10 @@ class TrialOutcome:
     seeds: dict[str, int]
     history: list[EpochStats] = field(default_factory=list)
     error: str | None = None
+    diagnostics: list[LayerDiagnostics] = field(default_factory=list)
+    manifest: dict[str, Any] = field(default_factory=dict)
+    replicates: list[dict[str, Any]] = field(default_factory=list)  # one per seed, when k > 1
+    value_std: float | None = None  # across replicates
 
 
 def _state_for(result: TrainResult) -> TrialState:
@@ -67,6 +124,48 @@ def describe_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+def _build(
+    task: Task, params: TrialParams, data: DataSplit, device: torch.device, init_seed: int
+) -> tuple[torch.nn.Module, list[LayerRecord]]:
+    torch.manual_seed(init_seed)  # modules draw their construction-time weights here
+    model = task.build_model().to(device)
+    layers = apply_initializer(
+        model,
+        params.initializer_name,
+        params.init_params,
+        activation=task.activation,
+        generator=torch.Generator(device="cpu").manual_seed(init_seed),
+        calibration=data.x_train[:CALIBRATION_ROWS],
+    )
+    return model, layers
+
+
+def _diagnostics(model: torch.nn.Module, data: DataSplit, task: Task) -> list[LayerDiagnostics]:
+    try:
+        x, y = data.x_train[:CALIBRATION_ROWS], data.y_train[:CALIBRATION_ROWS]
+        return diagnose(model, x, y, activation=task.activation)
+    except Exception as exc:  # a model the probe cannot read still trains
+        log.warning("no diagnostics for task %s: %r", task.name, exc)
+        return []
+
+
+def _replicate_rows(
+    seeds: list[dict[str, int]], results: list[ReplicateResult]
+) -> list[dict[str, Any]]:
+    return [
+        {
+            "replicate": s["replicate"],
+            "init_seed": s["init"],
+            "data_seed": s["data"],
+            "value": r.value,
+            "best_value": r.best_value,
+            "best_epoch": r.best_epoch,
+            "epochs_run": len(r.history),
+        }
+        for s, r in zip(seeds, results, strict=True)
+    ]
+
+
 def execute_trial(
     *,
     number: int,
@@ -78,50 +177,56 @@ def execute_trial(
     device: torch.device,
     on_epoch: Callable[[EpochStats], StopReason | None] | None = None,
     seed_number: int | None = None,
+    replicates: int = 1,
 ) -> TrialOutcome:
     """Train one configuration; every failure becomes an outcome, except interrupts.
 
     Seeds derive from ``seed_number`` (default: the trial number); a retry passes its first
-    attempt's number, so it re-runs the same computation.
+    attempt's number, so it re-runs the same computation. With ``replicates`` k > 1 the
+    configuration trains under k seed pairs in lockstep and is judged on their mean.
+    Before the first update the first replicate's signal is measured (:mod:`_diagnostics`).
     """
-    init_seed, data_seed = trial_seeds(study_seed, number if seed_number is None else seed_number)
+    root = number if seed_number is None else seed_number
+    seeds = []
+    for r in range(replicates):
+        init_seed, data_seed = trial_seeds(study_seed, root, r)
+        seeds.append({"replicate": r, "init": init_seed, "data": data_seed})
     started, t0 = datetime.now(UTC), time.perf_counter()
-    outcome: dict[str, Any]
+    outcome: dict[str, Any] = {}
     try:
-        torch.manual_seed(init_seed)  # modules draw their construction-time weights here
-        model = task.build_model().to(device)
-        apply_initializer(
-            model,
-            params.initializer_name,
-            params.init_params,
-            activation=task.activation,
-            generator=torch.Generator(device="cpu").manual_seed(init_seed),
-            calibration=data.x_train[:256],
+        built = [_build(task, params, data, device, s["init"]) for s in seeds]
+        outcome["manifest"] = manifest(
+            seeds=seeds, params=params, config=config, device=device, layers=built[0][1]
         )
-        result = train(
-            model,
+        outcome["diagnostics"] = _diagnostics(built[0][0], data, task)
+        result, per_seed = train_replicates(
+            [model for model, _ in built],
             data,
             config,
-            generator=torch.Generator(device="cpu").manual_seed(data_seed),
+            generators=[torch.Generator(device="cpu").manual_seed(s["data"]) for s in seeds],
             on_epoch=on_epoch,
         )
-        outcome = {
-            "state": _state_for(result),
-            "stop_reason": result.stop_reason,
-            "value": result.value,
-            "best_epoch": result.best_epoch,
-            "epochs_run": result.epochs_run,
-            "history": result.history,
-        }
+        outcome.update(
+            state=_state_for(result),
+            stop_reason=result.stop_reason,
+            value=result.value,
+            best_epoch=result.best_epoch,
+            epochs_run=result.epochs_run,
+            history=result.history,
+        )
+        if replicates > 1:
+            outcome["replicates"] = _replicate_rows(seeds, per_seed)
+            values = [r.value for r in per_seed if r.value is not None]
+            outcome["value_std"] = statistics.pstdev(values) if len(values) > 1 else None
     except Exception as exc:
-        outcome = {
-            "state": "fail",
-            "stop_reason": "error",
-            "value": None,
-            "best_epoch": None,
-            "epochs_run": 0,
-            "error": describe_error(exc),
-        }
+        outcome.update(
+            state="fail",
+            stop_reason="error",
+            value=None,
+            best_epoch=None,
+            epochs_run=0,
+            error=describe_error(exc),
+        )
         if device.type == "cuda":
             torch.cuda.empty_cache()  # let the next trial start from a clean allocator
     return TrialOutcome(
@@ -131,7 +236,7 @@ def execute_trial(
         finished_at=datetime.now(UTC),
         duration_s=time.perf_counter() - t0,
         device=str(device),
-        seeds={"init": init_seed, "data": data_seed},
+        seeds={"init": seeds[0]["init"], "data": seeds[0]["data"]},
         **outcome,
     )
 
