@@ -166,6 +166,10 @@ class TrialResult(Base):
     finished_at: Mapped[datetime.datetime]
     params_json: Mapped[dict[str, Any]]
     error: Mapped[str | None] = mapped_column(sa.Text)
+    #: Seeds, package versions, device, deterministic flags, the initializer per layer.
+    manifest_json: Mapped[dict[str, Any] | None]
+    n_replicates: Mapped[int] = mapped_column(default=1, server_default="1")
+    value_std: Mapped[float | None]  # across replicates (``value`` is their mean)
 
     study: Mapped[StudyRecord] = relationship(back_populates="trial_results", lazy="raise")
 
@@ -182,6 +186,58 @@ sa.Index(
     TrialResult.value.desc().nulls_last(),
     TrialResult.trial_number,
 ).ddl_if(dialect="postgresql")  # SQLite takes no NULLS LAST in an index
+
+
+def _trial_key() -> sa.ForeignKeyConstraint:
+    return sa.ForeignKeyConstraint(
+        ["study_name", "trial_number"],
+        ["tuner_trial_results.study_name", "tuner_trial_results.trial_number"],
+        ondelete="CASCADE",
+    )
+
+
+class LayerDiagnostic(Base):
+    """One layer's signal at initialization, measured before the trial's first update."""
+
+    __tablename__ = "tuner_layer_diagnostics"
+    __table_args__ = (
+        sa.UniqueConstraint("study_name", "trial_number", "layer_index"),
+        _trial_key(),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_name: Mapped[str] = mapped_column(sa.String(255))
+    trial_number: Mapped[int]
+    layer_index: Mapped[int]  # depth: 0 is the first layer the input reaches
+    layer_name: Mapped[str] = mapped_column(sa.String(255))
+    layer_kind: Mapped[str] = mapped_column(sa.String(64))
+    fan_in: Mapped[int]
+    fan_out: Mapped[int]
+    act_mean: Mapped[float]
+    act_std: Mapped[float]
+    preact_std: Mapped[float]
+    dead_frac: Mapped[float | None]
+    saturated_frac: Mapped[float | None]
+    weight_std: Mapped[float]
+    grad_std: Mapped[float]
+
+
+class TrialReplicate(Base):
+    """One seed of a replicated trial: its seeds and its own figures."""
+
+    __tablename__ = "tuner_trial_replicates"
+    __table_args__ = (sa.UniqueConstraint("study_name", "trial_number", "replicate"), _trial_key())
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_name: Mapped[str] = mapped_column(sa.String(255))
+    trial_number: Mapped[int]
+    replicate: Mapped[int]
+    init_seed: Mapped[int] = mapped_column(sa.BigInteger)
+    data_seed: Mapped[int] = mapped_column(sa.BigInteger)
+    value: Mapped[float | None]  # at the trial's best epoch (of the mean curve)
+    best_value: Mapped[float | None]  # this seed's own best epoch
+    best_epoch: Mapped[int | None]
+    epochs_run: Mapped[int]
 
 
 class TrialRun(Base):

@@ -12,6 +12,13 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from storage._details import (
+    LayerDiagnosticsData,
+    ReplicateData,
+    as_layer,
+    as_replicate,
+    write_trial_details,
+)
 from storage._errors import translate_errors
 from storage._models import TrialResult
 from storage._studies import study_direction
@@ -32,6 +39,7 @@ ORDERABLE_COLUMNS: tuple[str, ...] = (
     "initializer",
 )
 _KEY_COLUMNS = ("study_name", "trial_number")
+_CHILDREN = ("diagnostics", "replicates")  # fields stored in child tables, not columns
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -63,19 +71,34 @@ class TrialResultData:
     device: str | None = None
     params_json: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     error: str | None = None
+    manifest_json: Mapping[str, Any] | None = None
+    n_replicates: int = 1
+    value_std: float | None = None
+    diagnostics: Sequence[LayerDiagnosticsData] = ()
+    replicates: Sequence[ReplicateData] = ()
 
     def __post_init__(self) -> None:
         for name in ("started_at", "finished_at"):
             moment: datetime.datetime = getattr(self, name)
             if moment.tzinfo is None or moment.utcoffset() is None:
                 raise ValueError(f"{name} must be timezone-aware, got {moment.isoformat()}")
-        if self.value is not None and not math.isfinite(self.value):
-            object.__setattr__(self, "value", None)
+        for name in ("value", "value_std"):
+            number = getattr(self, name)
+            if number is not None and not math.isfinite(number):
+                object.__setattr__(self, name, None)
+        object.__setattr__(self, "diagnostics", tuple(map(as_layer, self.diagnostics)))
+        object.__setattr__(self, "replicates", tuple(map(as_replicate, self.replicates)))
 
     def to_row(self) -> dict[str, Any]:
         """The column values of this trial's ``tuner_trial_results`` row."""
-        row = {field.name: getattr(self, field.name) for field in dataclasses.fields(self)}
+        row = {
+            field.name: getattr(self, field.name)
+            for field in dataclasses.fields(self)
+            if field.name not in _CHILDREN
+        }
         row["params_json"] = dict(self.params_json)
+        if self.manifest_json is not None:
+            row["manifest_json"] = dict(self.manifest_json)
         return row
 
     def to_json(self) -> dict[str, Any]:
@@ -83,12 +106,20 @@ class TrialResultData:
         row = self.to_row()
         row["started_at"] = self.started_at.isoformat()
         row["finished_at"] = self.finished_at.isoformat()
+        row["diagnostics"] = [d.to_json() for d in self.diagnostics]
+        row["replicates"] = [r.to_json() for r in self.replicates]
         return row
 
     @classmethod
     def from_row(cls, row: TrialResult) -> TrialResultData:
-        """The data of a stored row."""
-        return cls(**{f.name: getattr(row, f.name) for f in dataclasses.fields(cls)})
+        """The data of a stored row (its child rows are read separately)."""
+        return cls(
+            **{
+                f.name: getattr(row, f.name)
+                for f in dataclasses.fields(cls)
+                if f.name not in _CHILDREN
+            }
+        )
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> TrialResultData:
@@ -112,7 +143,15 @@ class InitializerSummary:
 
 @translate_errors
 def upsert_trial_result(session: Session, data: TrialResultData) -> None:
-    """Write a trial's row; writing the same (study_name, trial_number) again replaces it."""
+    """Write a trial's row (and the child rows it carries); writing it again replaces them."""
+    _upsert_row(session, data)
+    if data.diagnostics or data.replicates:
+        write_trial_details(
+            session, data.study_name, data.trial_number, data.diagnostics, data.replicates
+        )
+
+
+def _upsert_row(session: Session, data: TrialResultData) -> None:
     row = data.to_row()
     dialect = session.get_bind().dialect.name
     if dialect in ("postgresql", "sqlite"):

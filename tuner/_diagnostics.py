@@ -14,13 +14,13 @@ of their gradients. A good initializer keeps ``act_std`` roughly constant with d
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+from storage import LayerDiagnosticsData
 from tuner._tasks import activation_module
 
 #: Activations whose units die when their input stays negative.
@@ -36,25 +36,8 @@ DEAD_LIMIT = 0.5  # fraction of a layer's units dead
 SATURATED_LIMIT = 0.5
 
 
-@dataclass(frozen=True)
-class LayerDiagnostics:
-    """The signal through one layer at initialization (``dataclasses.asdict`` is its JSON)."""
-
-    index: int  # depth: 0 for the first parameterized layer the input reaches
-    name: str  # qualified module name, e.g. "3"
-    kind: str  # module class, e.g. "Linear"
-    fan_in: int
-    fan_out: int
-    act_mean: float  # after the activation (the last layer: its raw output)
-    act_std: float
-    preact_std: float
-    dead_frac: float | None  # ReLU-family activations only
-    saturated_frac: float | None  # tanh/sigmoid only
-    weight_std: float
-    grad_std: float
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+#: One layer's record; defined in storage (which stores it), named here for the engine.
+LayerDiagnostics = LayerDiagnosticsData
 
 
 def _first_tensor(output: Any) -> torch.Tensor | None:

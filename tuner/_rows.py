@@ -50,6 +50,11 @@ def result_row(study_name: str, outcome: TrialOutcome, worker: str) -> storage.T
         finished_at=outcome.finished_at,
         params_json={**p.to_json(), "seeds": outcome.seeds},
         error=outcome.error,
+        manifest_json=outcome.manifest or None,
+        n_replicates=max(1, len(outcome.replicates)),
+        value_std=outcome.value_std,
+        diagnostics=outcome.diagnostics,
+        replicates=outcome.replicates,
     )
 
 

@@ -21,6 +21,7 @@ import numpy as np
 import optuna
 import torch
 
+from storage import ReplicateData
 from tuner._data import DataSplit
 from tuner._diagnostics import LayerDiagnostics, diagnose
 from tuner._errors import TunerError
@@ -104,7 +105,7 @@ class TrialOutcome:
     error: str | None = None
     diagnostics: list[LayerDiagnostics] = field(default_factory=list)
     manifest: dict[str, Any] = field(default_factory=dict)
-    replicates: list[dict[str, Any]] = field(default_factory=list)  # one per seed, when k > 1
+    replicates: list[ReplicateData] = field(default_factory=list)  # one per seed, when k > 1
     value_std: float | None = None  # across replicates
 
 
@@ -151,17 +152,17 @@ def _diagnostics(model: torch.nn.Module, data: DataSplit, task: Task) -> list[La
 
 def _replicate_rows(
     seeds: list[dict[str, int]], results: list[ReplicateResult]
-) -> list[dict[str, Any]]:
+) -> list[ReplicateData]:
     return [
-        {
-            "replicate": s["replicate"],
-            "init_seed": s["init"],
-            "data_seed": s["data"],
-            "value": r.value,
-            "best_value": r.best_value,
-            "best_epoch": r.best_epoch,
-            "epochs_run": len(r.history),
-        }
+        ReplicateData(
+            replicate=s["replicate"],
+            init_seed=s["init"],
+            data_seed=s["data"],
+            value=r.value,
+            best_value=r.best_value,
+            best_epoch=r.best_epoch,
+            epochs_run=len(r.history),
+        )
         for s, r in zip(seeds, results, strict=True)
     ]
 

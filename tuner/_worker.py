@@ -279,6 +279,7 @@ class Worker:
                 device=self.device,
                 on_epoch=on_epoch,
                 seed_number=root,
+                replicates=spec.replicates,
             )
         except BaseException:  # an interrupt: hand the trial back, then let it propagate
             reporter.flush()

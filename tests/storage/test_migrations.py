@@ -25,11 +25,17 @@ from storage._alembic import (
     make_config,
 )
 
-TUNER_TABLES = {"tuner_studies", "tuner_trial_results", "tuner_alembic_version"}
+TUNER_TABLES = {
+    "tuner_studies",
+    "tuner_trial_results",
+    "tuner_layer_diagnostics",
+    "tuner_trial_replicates",
+    "tuner_alembic_version",
+}
 ALEMBIC_INI = MIGRATIONS_DIR.parent / "alembic.ini"
 
 #: The newest migration; every upgrade test expects the tables at it.
-HEAD = "0003"
+HEAD = "0004"
 
 
 def _tables(database: Database) -> set[str]:

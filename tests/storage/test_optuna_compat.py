@@ -18,12 +18,10 @@ import pytest
 import sqlalchemy as sa
 
 from storage import Database, TrialResultData, list_trial_results, upsert_trial_result
+from tests.storage.test_migrations import HEAD
 
 OPTUNA_TABLES = {"studies", "trials", "trial_values", "version_info", "alembic_version"}
 TUNER_TABLES = {"tuner_studies", "tuner_trial_results", "tuner_alembic_version"}
-
-#: The newest migration; every upgrade test expects the tables at it.
-HEAD = "0003"
 
 
 def _optuna_study(database: Database, name: str = "study") -> optuna.Study:
