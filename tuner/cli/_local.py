@@ -6,24 +6,19 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-)
-from rich.table import Table
+from rich.progress import Progress, TaskID
 
 import storage
+from tuner._board import read_leaderboard
 from tuner._engine import run_study
-from tuner._errors import TunerError
 from tuner._observer import RunObserver
 from tuner._spec import load_spec
 from tuner._train import EpochStats
 from tuner.cli._common import DatabaseUrl, app, console
 from tuner.cli._common import fmt as _fmt
+from tuner.cli._remote import ServiceToken, ServiceUrl, one_source
+from tuner.cli._tables import progress_bar, show_leaderboard
+from tuner.client import TunerClient
 
 
 class _ProgressObserver(RunObserver):
@@ -69,49 +64,10 @@ def print_leaderboard(database_url: str, study_name: str, top: int = 10) -> None
     """Top trials, then the best result per initializer."""
     db = storage.Database(database_url)
     try:
-        if db.current_revision() is None:
-            raise TunerError(f"no study named {study_name!r}: {database_url} holds no results yet")
-        with db.session() as session:
-            record = storage.get_study_record(session, study_name)
-            if record is None:
-                raise TunerError(f"no study named {study_name!r} in {database_url}")
-            rows = storage.list_trial_results(session, study_name, limit=top)
-            per_init = storage.summarize_by_initializer(session, study_name)
-            total = storage.count_trial_results(session, study_name)
-            metric, direction = record.metric, record.direction
+        board = read_leaderboard(db, study_name, top)
     finally:
         db.dispose()
-    board = Table(title=f"{study_name}: top {len(rows)} of {total} trials ({metric}, {direction})")
-    for col in ("#", "state", "stop", "initializer", "lr", "L2", "batch", "pat.", metric, "epoch"):
-        board.add_column(
-            col, justify="left" if col in ("state", "stop", "initializer") else "right"
-        )
-    for r in rows:
-        board.add_row(
-            str(r.trial_number),
-            r.state,
-            r.stop_reason,
-            r.initializer,
-            f"{r.lr:.3g}",
-            f"{r.weight_decay:.2g}",
-            str(r.batch_size),
-            str(r.patience),
-            _fmt(r.value),
-            f"{r.best_epoch or '—'}/{r.epochs_run}",
-        )
-    console.print(board)
-    inits = Table(title="best per initializer")
-    for col in ("initializer", "trials", "complete", f"best {metric}", f"mean {metric}"):
-        inits.add_column(col, justify="left" if col == "initializer" else "right")
-    for s in per_init:
-        inits.add_row(
-            s.initializer,
-            str(s.n_trials),
-            str(s.n_complete),
-            _fmt(s.best_value),
-            _fmt(s.mean_value),
-        )
-    console.print(inits)
+    show_leaderboard(board)
 
 
 @app.command()
@@ -127,14 +83,7 @@ def run(
     """Create or resume a study and run it here (embedded worker), then print the leaderboard."""
     spec = load_spec(spec_file)
     url = storage.resolve_database_url(database_url)
-    columns = (
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("trials · best [green]{task.fields[best]}[/] · {task.fields[status]}"),
-        TimeElapsedColumn(),
-    )
-    with Progress(*columns, console=console, transient=False) as progress:
+    with progress_bar() as progress:
         observer = _ProgressObserver(progress, spec.budget.max_epochs, spec.resolved_direction)
         summary = run_study(
             spec, database_url=url, n_trials=n_trials, device=device, observer=observer
@@ -158,8 +107,15 @@ def results(
     name: Annotated[str, typer.Argument(help="study name")],
     database_url: DatabaseUrl = None,
     top: Annotated[int, typer.Option(min=1, help="rows in the leaderboard")] = 10,
+    url: ServiceUrl = None,
+    token: ServiceToken = None,
 ) -> None:
-    """Print a study's leaderboard and its best result per initializer."""
+    """Print a study's leaderboard and its best result per initializer (--url: from a service)."""
+    one_source(url, database_url)
+    if url:
+        with TunerClient(url, token) as client:
+            show_leaderboard(client.leaderboard(name, top))
+        return
     print_leaderboard(storage.resolve_database_url(database_url), name, top)
 
 
