@@ -23,6 +23,7 @@ from tuner._initializers import (
     canonical_name,
 )
 from tuner._observer import RunObserver
+from tuner._preflight import PreflightReport, run_preflight
 from tuner._search import TrialParams, suggest
 from tuner._service import cancel_study, check_task, ensure_study, submit_study
 from tuner._spec import StudySpec, load_spec, parse_spec
@@ -43,6 +44,7 @@ __all__ = [
     "EpochStats",
     "InitializerError",
     "LayerRecord",
+    "PreflightReport",
     "RunObserver",
     "RunSummary",
     "SpecError",
@@ -69,6 +71,7 @@ __all__ = [
     "load_spec",
     "parse_spec",
     "resolve_device",
+    "run_preflight",
     "run_study",
     "submit_study",
     "suggest",

@@ -37,3 +37,16 @@ class XorBlobs:
 
     def build_model(self, input_shape: tuple[int, ...], n_classes: int) -> nn.Module:
         return nn.Sequential(nn.Linear(input_shape[0], 16), nn.ReLU(), nn.Linear(16, n_classes))
+
+
+class FrozenMlp:
+    """A broken user model: every parameter has requires_grad False, so nothing can train it."""
+
+    def build_model(self, input_shape: tuple[int, ...], n_classes: int) -> nn.Module:
+        model = nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(int(np.prod(input_shape)), 32),
+            nn.ReLU(),
+            nn.Linear(32, n_classes),
+        )
+        return model.requires_grad_(False)
