@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -14,7 +15,10 @@ import xml.etree.ElementTree as ET
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+import typer
 import yaml
+
+from tuner.cli import app
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKFLOW = ROOT / ".github" / "workflows" / "scheduled-sweep.yml"
@@ -122,3 +126,17 @@ def test_the_workflows_sweep_command_runs_as_written(tmp_path: Path) -> None:
     (regression,) = [g for g in second["gates"] if g["name"] == "max-regression"]
     assert regression["status"] == "pass"
     assert _option(command, "--baseline") in regression["reason"]
+
+
+def test_the_readmes_example_workflow_uses_real_sweep_options() -> None:
+    blocks = re.findall(r"```yaml\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
+    (example,) = [yaml.safe_load(block) for block in blocks if "tuner sweep" in block]
+    assert set(example.get("on", example.get(True))) == {"schedule", "workflow_dispatch"}
+    (job,) = example["jobs"].values()
+    (line,) = [s["run"] for s in job["steps"] if "tuner sweep" in s.get("run", "")]
+    args = shlex.split(line)
+    assert args[:2] == ["tuner", "sweep"]
+    sweep = typer.main.get_command(app).commands["sweep"]  # type: ignore[attr-defined]
+    with sweep.make_context("sweep", args[2:]) as context:  # parses; runs nothing
+        assert context.params["fail_under"] == 0.35
+        assert context.params["allow_missing_baseline"] is True
