@@ -11,12 +11,14 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
+import pydantic
 
-from tuner._client_errors import ConnectionFailed, error_from_response
+from tuner._client_errors import ClientError, ConnectionFailed, error_from_response
 
+M = TypeVar("M", bound=pydantic.BaseModel)
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout)
 
 
@@ -57,12 +59,31 @@ class Transport:
         self,
         method: str,
         path: str,
+        model: type[M],
         *,
         idempotent: bool = True,
         params: dict[str, Any] | None = None,
         body: Any = None,
-    ) -> Any:
-        """The JSON of a 2xx answer; a :class:`ClientError` for anything else."""
+    ) -> M:
+        """A 2xx answer read as ``model``; a :class:`ClientError` for anything else."""
+        response = self._send(method, path, idempotent, params, body)
+        try:
+            return model.model_validate_json(response.content)
+        except pydantic.ValidationError as exc:  # not this API (a proxy page, another service)
+            raise ClientError(
+                f"{method} {self.url}{path}: the answer is not a {model.__name__}: "
+                f"{exc.errors()[0]['msg']} ({response.text[:100]!r})",
+                status=response.status_code,
+            ) from None
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        idempotent: bool,
+        params: dict[str, Any] | None,
+        body: Any,
+    ) -> httpx.Response:
         attempt = 0
         while True:
             try:
@@ -76,7 +97,7 @@ class Transport:
                 delay = self._delay(attempt)
             else:
                 if response.is_success:
-                    return response.json()
+                    return response
                 if response.status_code < 500 or not idempotent or attempt >= self.retries:
                     raise error_from_response(response)
                 reason = f"{response.status_code} {response.reason_phrase}"

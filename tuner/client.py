@@ -166,25 +166,25 @@ class TunerClient:
         a taken name (:class:`Conflict`).
         """
         body = _definition(spec)
-        return Study.model_validate(self._call("POST", "/v1/studies", body=body, idempotent=False))
+        return self._call("POST", "/v1/studies", Study, body=body, idempotent=False)
 
     def get(self, name: str) -> Study:
         """A study's status, trial counts, best trial so far and definition."""
-        return Study.model_validate(self._call("GET", f"/v1/studies/{_quote(name)}"))
+        return self._call("GET", f"/v1/studies/{_quote(name)}", Study)
 
     def studies(self, *, status: str | None = None, limit: int = 100, offset: int = 0) -> StudyPage:
         """Studies, newest first (optionally only those with ``status``)."""
         params: dict[str, Any] = {"limit": limit, "offset": offset}
         if status is not None:
             params["status"] = status
-        return StudyPage.model_validate(self._call("GET", "/v1/studies", params=params))
+        return self._call("GET", "/v1/studies", StudyPage, params=params)
 
     def cancel(self, name: str) -> Study:
         """Stop a study (no new trials; running ones end at their next epoch).
 
         Idempotent, so retried like a read; :class:`Conflict` if it has already finished.
         """
-        return Study.model_validate(self._call("POST", f"/v1/studies/{_quote(name)}/cancel"))
+        return self._call("POST", f"/v1/studies/{_quote(name)}/cancel", Study)
 
     def wait(
         self,
@@ -239,7 +239,7 @@ class TunerClient:
         if descending is not None:
             params["descending"] = "true" if descending else "false"
         path = f"/v1/studies/{_quote(name)}/trials"
-        return TrialPage.model_validate(self._call("GET", path, params=params))
+        return self._call("GET", path, TrialPage, params=params)
 
     def iter_trials(
         self,
@@ -271,17 +271,15 @@ class TunerClient:
 
     def trial(self, name: str, number: int) -> Trial:
         """One finished trial (:class:`NotFound` if it has not finished)."""
-        return Trial.model_validate(
-            self._call("GET", f"/v1/studies/{_quote(name)}/trials/{number}")
-        )
+        return self._call("GET", f"/v1/studies/{_quote(name)}/trials/{number}", Trial)
 
     def best(self, name: str) -> Trial:
         """The best complete trial so far (:class:`NotFound` when there is none yet)."""
-        return Trial.model_validate(self._call("GET", f"/v1/studies/{_quote(name)}/best"))
+        return self._call("GET", f"/v1/studies/{_quote(name)}/best", Trial)
 
     def summary(self, name: str) -> Summary:
         """Per-initializer counts, best, mean and median value, and parameter importances."""
-        return Summary.model_validate(self._call("GET", f"/v1/studies/{_quote(name)}/summary"))
+        return self._call("GET", f"/v1/studies/{_quote(name)}/summary", Summary)
 
     def leaderboard(self, name: str, top: int = 10) -> Leaderboard:
         """The study, its ``top`` best trials and its per-initializer results."""
@@ -292,4 +290,4 @@ class TunerClient:
 
     def workers(self) -> WorkerList:
         """Live workers, their devices and the trials they run."""
-        return WorkerList.model_validate(self._call("GET", "/v1/workers"))
+        return self._call("GET", "/v1/workers", WorkerList)

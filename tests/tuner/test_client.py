@@ -189,7 +189,7 @@ def test_retries_run_out_with_connection_failed() -> None:
 @contextlib.contextmanager
 def scripted_peer(answers: list[str]) -> Iterator[tuple[str, list[str]]]:
     """An HTTP server answering each request as told: "drop" (close, no answer), "503",
-    or "ok" (an empty worker list); yields its URL and the requests it saw."""
+    "html" (200, not JSON) or "ok" (an empty worker list); yields its URL and what it saw."""
     seen: list[str] = []
 
     class Handler(BaseHTTPRequestHandler):
@@ -202,7 +202,7 @@ def scripted_peer(answers: list[str]) -> Iterator[tuple[str, list[str]]]:
                 return
             status = 503 if kind == "503" else 200
             body = {"detail": "try again"} if status == 503 else {"items": [], "stale_after_s": 1}
-            data = json.dumps(body).encode()
+            data = b"<html>a login page</html>" if kind == "html" else json.dumps(body).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
@@ -316,3 +316,12 @@ def test_cli_errors_from_the_service(
     spec.write_text(yaml.safe_dump(served.tiny_spec("cli-down")))
     unreachable = _cli(["sweep", str(spec), "--url", down], base)
     assert unreachable.exit_code == 2 and "ConnectError" in unreachable.output
+
+
+def test_an_answer_that_is_not_the_api_is_a_client_error() -> None:
+    with scripted_peer(["html", "ok"]) as (url, _), TunerClient(url, retries=0) as client:
+        with pytest.raises(ClientError) as wrong:
+            client.workers()
+        assert "not a WorkerList" in str(wrong.value) and "a login page" in str(wrong.value)
+        with pytest.raises(ClientError, match="not a Study"):
+            client.get("x")  # an empty worker list is not a study either
