@@ -211,13 +211,14 @@ def judge(outcome: SweepOutcome, gates: Gates) -> tuple[GateResult, ...]:
     if gates.fail_under is not None:
         target = gates.fail_under
         ok = _reaches(best, target, maximize)
-        reason = f"{label} {word if ok else 'misses'} {target:g} ({study.direction})"
+        verdict = f"{word} {target:g}" if ok else f"misses {target:g}: must be {word} {target:g}"
+        reason = f"{label} {verdict} ({study.direction})"
         results.append(GateResult("fail-under", "pass" if ok else "fail", reason))
     if gates.baseline is not None:
         base, allowed = gates.baseline, gates.max_regression
         worse = (base.value - best) if maximize else (best - base.value)
         ok = _reaches(best, base.value - allowed if maximize else base.value + allowed, maximize)
-        change = f"{abs(worse):.4g} {'worse' if worse > 0 else 'better' if worse < 0 else 'equal'}"
+        change = f"{abs(worse):.4g} {'worse' if worse > 0 else 'better'}" if worse else "equal"
         reason = (
             f"{label} vs {base.value:.4g} in {base.source}: {change} (allowed: {allowed:g} worse)"
         )
