@@ -122,7 +122,9 @@ def sweep(
     ] = None,
     min_trials: Annotated[
         int | None,
-        typer.Option(min=1, help="finished trials enough to judge a timed-out sweep [budget]"),
+        typer.Option(
+            min=1, help="finished trials enough to judge a timed-out sweep (default: the budget)"
+        ),
     ] = None,
     fail_under: Annotated[
         float | None,
