@@ -63,13 +63,20 @@ def write_spec(
     return path
 
 
-def sweep(folder: Path, spec: Path, *args: str, env: dict[str, str] | None = None) -> Run:
-    """`tuner sweep SPEC ARGS` on the folder's database, writing all three reports."""
+def sweep(
+    folder: Path,
+    spec: Path,
+    *args: str,
+    env: dict[str, str] | None = None,
+    database_url: str | None = None,
+) -> Run:
+    """`tuner sweep SPEC ARGS` on the folder's database (default), writing all three reports."""
     out = folder / "out"
     reports = {"--json": out / "r.json", "--markdown": out / "r.md", "--junit": out / "r.xml"}
     for path in reports.values():
         path.unlink(missing_ok=True)
-    command = ["sweep", str(spec), "--database-url", f"sqlite:///{folder / 'sweep.db'}"]
+    database_url = database_url or f"sqlite:///{folder / 'sweep.db'}"
+    command = ["sweep", str(spec), "--database-url", database_url]
     for flag, path in reports.items():
         command += [flag, str(path)]
     result = CliRunner().invoke(app, [*command, *args], env={**CLEAN_ENV, **(env or {})})
@@ -200,6 +207,26 @@ def test_baseline_study_regression_is_detected(swept: Swept) -> None:
     assert "study main" in worse.gate("max-regression")["reason"]
     better = swept.again("--baseline", "weak")
     assert better.code == 0 and "better" in better.gate("max-regression")["reason"]
+
+
+@pytest.mark.postgres
+def test_a_sweep_on_postgresql_and_a_baseline_study_there(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    spec = write_spec(tmp_path, "pg", n=1)
+    first = sweep(tmp_path, spec, "--fail-under", "0.1", database_url=postgres_url)
+    assert first.code == 0, first.output
+    assert first.report["source"].startswith("postgresql+psycopg://")
+    again = sweep(
+        tmp_path,
+        write_spec(tmp_path, "pg2", n=1),
+        "--baseline",
+        "pg",
+        "--max-regression",
+        "1",
+        database_url=postgres_url,
+    )
+    assert again.code == 0 and "study pg" in again.gate("max-regression")["reason"]
 
 
 def test_a_missing_baseline_stops_the_sweep_unless_allowed(swept: Swept) -> None:
