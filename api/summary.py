@@ -1,18 +1,13 @@
 """A study's summary: per-initializer aggregates and Optuna's parameter importances."""
 
-import logging
 import statistics
 import threading
 import time
 from collections import OrderedDict, defaultdict
 
-import optuna
-
 import storage
+import tuner
 from api.schemas import InitializerStats, Summary
-
-log = logging.getLogger("api")
-
 
 Importances = tuple[dict[str, float] | None, str | None]
 
@@ -77,7 +72,7 @@ def summarize(db: storage.Database, name: str, *, cache: ImportanceCache) -> Sum
     n_complete = sum(len(v) for v in values.values())
     cached = cache.get(name, n_complete)
     if cached is None:
-        cached = importances(db, name)
+        cached = tuner.param_importances(db, name)
         cache.put(name, n_complete, cached)
     return Summary(
         study=name,
@@ -87,28 +82,3 @@ def summarize(db: storage.Database, name: str, *, cache: ImportanceCache) -> Sum
         importances=cached[0],
         importances_note=cached[1],
     )
-
-
-def importances(db: storage.Database, name: str) -> Importances:
-    """Optuna's parameter importances of the study, or None and a sentence saying why not."""
-    try:
-        study = optuna.load_study(study_name=name, storage=db.optuna_storage())
-        trials = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-        if len(trials) < 2:
-            return None, f"importances need at least 2 complete trials; there are {len(trials)}"
-        varying = {
-            param
-            for param in {p for t in trials for p in t.params}
-            if len({repr(t.params.get(param)) for t in trials}) > 1
-        }
-        if not varying:
-            return None, "importances need parameters that vary between complete trials"
-        found = optuna.importance.get_param_importances(study)
-    except storage.StorageError:
-        raise
-    except KeyError:
-        return None, f"Optuna has no study {name!r} in this database"
-    except Exception as exc:  # Optuna's evaluators raise many kinds; a summary still answers
-        log.warning("importances of study %r failed: %s", name, exc)
-        return None, f"importances could not be computed: {exc}"
-    return {param: float(value) for param, value in found.items()}, None

@@ -24,6 +24,7 @@ from tuner._initializers import (
 )
 from tuner._observer import RunObserver
 from tuner._preflight import PreflightReport, run_preflight
+from tuner._report import attach_to_dashboard, build_report, param_importances
 from tuner._search import TrialParams, suggest
 from tuner._service import cancel_study, check_task, ensure_study, submit_study
 from tuner._spec import StudySpec, load_spec, parse_spec
@@ -62,6 +63,8 @@ __all__ = [
     "WorkerConfig",
     "applicability_error",
     "apply_initializer",
+    "attach_to_dashboard",
+    "build_report",
     "build_task",
     "cancel_study",
     "canonical_name",
@@ -69,6 +72,7 @@ __all__ = [
     "ensure_study",
     "load_dataset",
     "load_spec",
+    "param_importances",
     "parse_spec",
     "resolve_device",
     "run_preflight",
