@@ -18,7 +18,7 @@ from api.dashboard import DashboardApp
 from api.deps import Authorized
 from api.errors import add_exception_handlers
 from api.metrics import make_registry
-from api.routes import ops, report, studies, trials, workers
+from api.routes import ops, preflight, report, studies, trials, workers
 from api.summary import ImportanceCache
 
 log = logging.getLogger("api")
@@ -76,7 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings  # what SettingsDep answers
     add_exception_handlers(app)
     app.include_router(ops.router)
-    for router in (studies.router, trials.router, report.router, workers.router):
+    for router in (studies.router, trials.router, report.router, workers.router, preflight.router):
         app.include_router(router, prefix=API_PREFIX, dependencies=[Authorized])
     _document_study_body(app)
     if settings.dashboard:
