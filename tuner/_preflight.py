@@ -3,14 +3,17 @@
 Four checks, all seeded, on the spec's task (:mod:`tuner._preflight_checks` holds the
 training ones and their thresholds):
 
+* t=0 diagnostics for every initializer in the spec (searched parameters at the middle of
+  their range), flagging vanishing or exploding signal, dead or saturated units;
 * overfit one batch: a model that cannot drive one batch's loss near zero is broken (a frozen
   model, no gradient flow, a bug in the forward pass);
-* an lr range test by decades, with PyTorch's default initialization and the task's
-  optimizer: where the loss diverges, and a proposed ``search.lr`` range;
-* generalization: a short run at the proposed lr whose validation figures stay at chance
-  means the labels do not follow from the inputs (e.g. shuffled against them);
-* t=0 diagnostics for every initializer in the spec (searched parameters at the middle of
-  their range), flagging vanishing or exploding signal, dead or saturated units.
+* an lr range test by decades with the task's optimizer: where the loss diverges, and a
+  proposed ``search.lr`` range;
+* generalization: a short run in the proposed range whose validation figures stay at chance
+  means the labels do not follow from the inputs (e.g. shuffled against them).
+
+The three training checks start from the spec's first initializer that looks healthy at t=0
+(PyTorch's default when none does), so a bad initializer is blamed on itself, not the model.
 
 The overall verdict is ``ok`` or ``problems``; each problem is a sentence naming its check.
 """
@@ -218,7 +221,7 @@ def run_preflight(
     task: Task | None = None,
     prune_inits: bool = False,
 ) -> PreflightReport:
-    """Run every check on ``spec``'s task; deterministic for a given spec, device and machine.
+    """Run every check on ``spec``'s task, seeded: on CPU a spec always gives the same figures.
 
     The training checks start from the spec's first initializer that looks healthy at t=0
     (PyTorch's default when none does). With ``prune_inits`` the report carries the spec
