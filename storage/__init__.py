@@ -42,8 +42,8 @@ from storage._models import (
     WorkerRecord,
 )
 from storage._optuna_tables import write_intermediate_values
+from storage._pages import CONTRACT_COLUMNS, TrialPages, page_trial_results
 from storage._results import (
-    CONTRACT_COLUMNS,
     ORDERABLE_COLUMNS,
     InitializerSummary,
     TrialResultData,
@@ -51,7 +51,6 @@ from storage._results import (
     duration_histogram,
     get_trial_result,
     list_trial_results,
-    page_trial_results,
     summarize_by_initializer,
     trial_counts,
     upsert_trial_result,
@@ -108,6 +107,7 @@ __all__ = [
     "StudyExistsError",
     "StudyNotFoundError",
     "StudyRecord",
+    "TrialPages",
     "TrialReplicate",
     "TrialResult",
     "TrialResultData",

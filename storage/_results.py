@@ -21,6 +21,7 @@ from storage._details import (
 )
 from storage._errors import translate_errors
 from storage._models import TrialResult
+from storage._runs import lock_study
 from storage._studies import study_direction
 
 #: Columns ``list_trial_results(order_by=...)`` accepts.
@@ -143,7 +144,13 @@ class InitializerSummary:
 
 @translate_errors
 def upsert_trial_result(session: Session, data: TrialResultData) -> None:
-    """Write a trial's row (and the child rows it carries); writing it again replaces them."""
+    """Write a trial's row (and the child rows it carries); writing it again replaces them.
+
+    First takes the study row's lock (:func:`storage.lock_study`): writers of one study's
+    results take turns, and the study row's new version tells readers that cache per study
+    (:class:`storage.TrialPages`) that its results changed.
+    """
+    lock_study(session, data.study_name)
     _upsert_row(session, data)
     if data.diagnostics or data.replicates:
         write_trial_details(
@@ -188,7 +195,7 @@ def get_trial_result(session: Session, study_name: str, trial_number: int) -> Tr
     )
 
 
-def _filtered(
+def filtered(
     stmt: sa.Select[Any], study_name: str, state: str | None, initializer: str | None
 ) -> sa.Select[Any]:
     stmt = stmt.where(TrialResult.study_name == study_name)
@@ -199,7 +206,7 @@ def _filtered(
     return stmt
 
 
-def _ordered(
+def ordered(
     session: Session,
     stmt: sa.Select[Any],
     study_name: str,
@@ -228,7 +235,7 @@ def _ordered(
         descending = order_by == "value" and maximize
     column = TrialResult.__table__.c[order_by]
     key = (column.desc() if descending else column.asc()).nulls_last()
-    stmt = _filtered(stmt, study_name, state, initializer)
+    stmt = filtered(stmt, study_name, state, initializer)
     return stmt.order_by(key, TrialResult.trial_number.asc()).limit(limit).offset(offset)
 
 
@@ -250,7 +257,7 @@ def list_trial_results(
     direction) and ascending for any other column; ties break on ``trial_number``.
     :class:`~storage.StudyNotFoundError` if the study does not exist.
     """
-    stmt = _ordered(
+    stmt = ordered(
         session,
         sa.select(TrialResult),
         study_name,
@@ -274,64 +281,8 @@ def count_trial_results(
 ) -> int:
     """How many trial rows match; :class:`~storage.StudyNotFoundError` for an unknown study."""
     study_direction(session, study_name)
-    stmt = _filtered(sa.select(sa.func.count()), study_name, state, initializer)
+    stmt = filtered(sa.select(sa.func.count()), study_name, state, initializer)
     return int(session.scalar(stmt) or 0)
-
-
-#: The public columns of ``tuner_trial_results`` (DESIGN.md), plus ``error``.
-CONTRACT_COLUMNS: tuple[str, ...] = (
-    "study_name",
-    "trial_number",
-    "state",
-    "stop_reason",
-    "initializer",
-    "lr",
-    "weight_decay",
-    "batch_size",
-    "patience",
-    "value",
-    "best_epoch",
-    "epochs_run",
-    "duration_s",
-    "worker",
-    "device",
-    "started_at",
-    "finished_at",
-    "params_json",
-    "error",
-)
-
-
-@translate_errors
-def page_trial_results(
-    session: Session,
-    study_name: str,
-    *,
-    state: str | None = None,
-    initializer: str | None = None,
-    order_by: str = "value",
-    descending: bool | None = None,
-    limit: int = 100,
-    offset: int = 0,
-) -> tuple[list[dict[str, Any]], int]:
-    """One page of rows as plain dicts of the contract columns, and the total that match.
-
-    The read path of the REST API: Core rows, no ORM objects, and no COUNT on a last page.
-    """
-    table = TrialResult.__table__
-    columns = sa.select(*(table.c[name] for name in CONTRACT_COLUMNS))
-    stmt = _ordered(
-        session, columns, study_name, state, initializer, order_by, descending, limit, offset
-    )
-    items = [dict(row) for row in session.execute(stmt).mappings()]
-    if len(items) < limit and (items or offset == 0):
-        total = offset + len(items)
-    else:
-        total = int(
-            session.scalar(_filtered(sa.select(sa.func.count()), study_name, state, initializer))
-            or 0
-        )
-    return items, total
 
 
 @translate_errors
