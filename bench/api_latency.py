@@ -5,21 +5,26 @@ PostgreSQL, under 32 concurrent keep-alive clients, through uvicorn running in a
 on 127.0.0.1 (the production stack: uvicorn -> FastAPI -> SQLAlchemy -> psycopg -> PostgreSQL,
 bearer-token auth on, as docker-compose.yml runs it). Pages are random (``offset`` anywhere in
 the 10k), half ordered by ``trial_number`` and half by ``value`` (best first, the dashboard's
-default). Every response must be 200 with 100 items and ``total`` 10,000.
+default). Every response must be 200 with 100 items and ``total`` 10,000: wrk checks the
+status and total of each and the items of every 50th; 100 pages before and 100 after the load
+are checked in full.
 
 Steps: create a fresh database ``tuner_bench_<hex>`` on the server (``--admin-dsn``, default
 ``$TUNER_TEST_POSTGRES_DSN`` or ``postgresql://postgres@127.0.0.1:5432/postgres``), migrate it,
-bulk-insert the trials, ANALYZE, start uvicorn, wait for ``/healthz``, warm up, measure;
-finally stop uvicorn and drop the database (unless ``--keep``).
+bulk-insert the trials, VACUUM ANALYZE, start uvicorn, wait for ``/healthz``, check a sample,
+warm up, measure, check a sample; finally stop uvicorn and drop the database (unless
+``--keep``). The load comes from ``wrk`` (``bench/wrk_load.py``) when it is installed, else (or
+with ``--client httpx``) from 32 coroutines on one ``httpx.AsyncClient``.
 
 Prints the command line, then ONE JSON line::
 
-    {"bench": "api_latency", "trials": 10000, "clients": 32, "requests": 3000,
-     "uvicorn_workers": 2, "p50_ms": ..., "p95_ms": ..., "p99_ms": ..., "max_ms": ..., "rps": ...}
+    {"bench": "api_latency", "client": "wrk", "trials": 10000, "clients": 32,
+     "uvicorn_workers": 2, "requests": ..., "p50_ms": ..., "p95_ms": ..., "rps": ...,
+     "client_cpu_pct": ..., "server_cpu_ms_per_request": ..., "postgres_cpu_ms_per_request": ...}
 
 Run from the repository root, in the project's virtualenv::
 
-    python bench/api_latency.py [--requests 3000] [--clients 32] [--uvicorn-workers 2] [--keep]
+    python bench/api_latency.py [--duration 20] [--clients 32] [--uvicorn-workers 2] [--keep]
 
 The client runs on the same machine as the server, so both share its cores; compare figures
 only between runs on the same machine.
@@ -53,6 +58,7 @@ from typing import IO, Any
 import httpx
 import psycopg
 import sqlalchemy as sa
+import wrk_load  # bench/, beside this script
 from psycopg import conninfo, sql
 
 import storage
@@ -225,8 +231,10 @@ def load_study(url: str, n_trials: int) -> tuple[float, str]:
         with db.session() as session:
             session.execute(sa.insert(storage.TrialResult), rows)
         with db.engine.connect() as connection:
-            connection.execute(sa.text("ANALYZE tuner_trial_results"))
-            connection.commit()
+            # What autovacuum does to a table soon after a bulk load: statistics, and the
+            # visibility map that lets the offset walk read the index alone.
+            connection.execution_options(isolation_level="AUTOCOMMIT")
+            connection.execute(sa.text("VACUUM (ANALYZE) tuner_trial_results"))
             loaded = connection.scalar(
                 sa.select(sa.func.count()).select_from(storage.TrialResult.__table__)
             )
@@ -264,11 +272,9 @@ class Server:
 def uvicorn_server(app: str, url: str, workers: int, token: str) -> Iterator[Server]:
     """uvicorn serving ``app`` (a factory) on a free loopback port; stopped on exit."""
     port = free_port()
-    command = [
-        sys.executable, "-m", "uvicorn", app, "--factory",
-        "--host", "127.0.0.1", "--port", str(port),
-        "--workers", str(workers), "--log-level", "warning",
-    ]  # fmt: skip
+    address = ["--host", "127.0.0.1", "--port", str(port)]
+    options = ["--workers", str(workers), "--log-level", "warning"]
+    command = [sys.executable, "-m", "uvicorn", app, "--factory", *address, *options]
     env = {
         **os.environ,
         "TUNER_DATABASE_URL": url,
@@ -426,10 +432,19 @@ def latency_stats(samples: list[Sample]) -> dict[str, float]:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument("--requests", type=int, default=3000, help="measured requests")
+    parser.add_argument(
+        "--client",
+        choices=("auto", "wrk", "httpx"),
+        default="auto",
+        help="load generator: wrk (C; auto when installed) or the Python httpx client",
+    )
+    parser.add_argument("--duration", type=float, default=20.0, help="wrk: measured seconds")
+    parser.add_argument("--warmup-s", type=float, default=5.0, help="wrk: warm-up seconds")
+    parser.add_argument("--check", type=int, default=100, help="pages fully checked, each side")
+    parser.add_argument("--requests", type=int, default=3000, help="httpx: measured requests")
     parser.add_argument("--clients", type=int, default=32, help="concurrent clients")
     parser.add_argument("--uvicorn-workers", type=int, default=2, help="uvicorn processes")
-    parser.add_argument("--warmup", type=int, default=200, help="requests sent before measuring")
+    parser.add_argument("--warmup", type=int, default=200, help="httpx: warm-up requests")
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
     parser.add_argument(
         "--admin-dsn",
@@ -442,10 +457,95 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--startup-timeout", type=float, default=60.0, help="seconds")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    for name in ("requests", "clients", "uvicorn_workers"):
+    for name in ("requests", "clients", "uvicorn_workers", "duration"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be >= 1")
+    if args.client == "auto":
+        args.client = "wrk" if wrk_load.wrk_path() else "httpx"
+    elif args.client == "wrk" and wrk_load.wrk_path() is None:
+        parser.error("--client wrk: wrk is not installed (apt-get install -y wrk)")
     return args
+
+
+def check_sample(base_url: str, path: str, token: str, n: int, seed: int) -> list[str]:
+    """Fetch ``n`` random pages one by one and check each in full; the problems found."""
+    headers = {"Authorization": f"Bearer {token}"}
+    problems = []
+    with httpx.Client(base_url=base_url, headers=headers, timeout=30.0) as client:
+        for params in request_plan(n, TRIALS, seed):
+            problem = check_page(client.get(path, params=params), TRIALS)
+            if problem is not None:
+                problems.append(f"{params}: {problem}")
+    return problems
+
+
+def backend_pids(url: str) -> list[int]:
+    """The server processes of the client connections to ``url``'s database."""
+    dsn = url.replace("postgresql+psycopg://", "postgresql://", 1)
+    with psycopg.connect(dsn, autocommit=True, connect_timeout=5) as connection:
+        rows = connection.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+            " AND backend_type = 'client backend' AND pid <> pg_backend_pid()"
+        ).fetchall()
+    return [int(pid) for (pid,) in rows]
+
+
+def per_request_ms(before: float | None, after: float | None, requests: int) -> float | None:
+    if before is None or after is None or requests == 0:
+        return None
+    return round(1000.0 * (after - before) / requests, 3)
+
+
+def measure_wrk(server: Server, url: str, path: str, token: str, args: argparse.Namespace) -> Any:
+    """Warm up, then measure with wrk; figures, CPU per request, and the problems seen."""
+    common: dict[str, Any] = {
+        "clients": args.clients,
+        "total": TRIALS,
+        "page_size": PAGE_SIZE,
+        "last_start": TRIALS - PAGE_SIZE,
+    }
+    warmup = wrk_load.run_wrk(
+        server.base_url, path, token, duration_s=args.warmup_s, seed=args.seed + 1, **common
+    )
+    servers, backends = wrk_load.children(server.process.pid), backend_pids(url)
+    server_cpu, pg_cpu = wrk_load.cpu_seconds(servers), wrk_load.cpu_seconds(backends)
+    run = wrk_load.run_wrk(
+        server.base_url, path, token, duration_s=args.duration, seed=args.seed, **common
+    )
+    n, wall_s = int(run["requests"]), run["duration_us"] / 1e6
+    problems = [
+        f"{r['bad']} bad responses, {r['socket_errors']} socket errors; {r['first_bad']}"
+        for r in (warmup, run)
+        if r["bad"] or r["socket_errors"]
+    ]
+    figures = {
+        "requests": n,
+        "duration_s": round(wall_s, 2),
+        **{f"{q}_ms": round(run[f"{q}_us"] / 1000.0, 2) for q in ("p50", "p95", "p99", "max")},
+        "rps": round(n / wall_s, 1),
+        "client_cpu_pct": round(100.0 * run["client_cpu_s"] / wall_s, 1),
+        "server_cpu_ms_per_request": per_request_ms(server_cpu, wrk_load.cpu_seconds(servers), n),
+        "postgres_cpu_ms_per_request": per_request_ms(pg_cpu, wrk_load.cpu_seconds(backends), n),
+        "warmup_s": args.warmup_s,
+    }
+    return figures, problems
+
+
+def measure_httpx(base_url: str, path: str, token: str, args: argparse.Namespace) -> Any:
+    """Warm up, then measure with the Python client; figures and the problems seen."""
+    warmup, load = asyncio.run(measure(base_url, path, token, args, TRIALS))
+    figures = {
+        "requests": args.requests,
+        **latency_stats(load.samples),
+        "rps": round(len(load.samples) / load.wall_s, 1),
+        "by_order": {
+            order: latency_stats([s for s in load.samples if s.order_by == order])
+            for order in ORDERS
+        },
+        "client_cpu_pct": round(100.0 * load.client_cpu_s / load.wall_s, 1),
+        "warmup": args.warmup,
+    }
+    return figures, warmup.failures + load.failures
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -475,32 +575,30 @@ def main(argv: list[str] | None = None) -> int:
             if problem is not None:
                 print(f"GET {path} is not serving a full page: {problem}", file=sys.stderr)
                 return 3
-            warmup, load = asyncio.run(measure(server.base_url, path, token, args, TRIALS))
-    load.failures[:0] = warmup.failures
-    if load.failures:
-        total = args.warmup + args.requests
-        print(f"{len(load.failures)} of {total} responses failed:", file=sys.stderr)
-        print("\n".join(load.failures[:10]), file=sys.stderr)
+            failures = check_sample(server.base_url, path, token, args.check, args.seed + 2)
+            if args.client == "wrk":
+                figures, seen = measure_wrk(server, url, path, token, args)
+            else:
+                figures, seen = measure_httpx(server.base_url, path, token, args)
+            failures += seen
+            failures += check_sample(server.base_url, path, token, args.check, args.seed + 3)
+    if failures:
+        print(f"{len(failures)} problems with the responses:", file=sys.stderr)
+        print("\n".join(failures[:10]), file=sys.stderr)
         return 1
     result: dict[str, Any] = {
         "bench": "api_latency",
+        "client": args.client,
         "trials": TRIALS,
         "clients": args.clients,
-        "requests": args.requests,
         "uvicorn_workers": args.uvicorn_workers,
-        **latency_stats(load.samples),
-        "rps": round(len(load.samples) / load.wall_s, 1),
-        "by_order": {
-            order: latency_stats([s for s in load.samples if s.order_by == order])
-            for order in ORDERS
-        },
+        **figures,
+        "checked": 2 * args.check,
         "limit": PAGE_SIZE,
-        "warmup": args.warmup,
         "auth": "bearer",
         "postgres": server_version,
         "python": platform.python_version(),
         "cpus": os.cpu_count(),
-        "client_cpu_pct": round(100.0 * load.client_cpu_s / load.wall_s, 1),
         "load_s": round(load_s, 2),
     }
     print(f"$ {command}")
