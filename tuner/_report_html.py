@@ -288,6 +288,6 @@ def markdown_note(data: ReportData, figures: Mapping[str, go.Figure | str]) -> s
     for name, t, c, b, m, a in initializer_table(data):
         lines.append(f"| {name} | {t} | {c} | {_num(b)} | {_num(m)} | {_num(a)} |")
     drawn = [h for _, h, k, _ in SECTIONS if k and not isinstance(figures[k], str)]
-    lines += ["", "Plots saved with this study: " + (", ".join(drawn) or "none yet") + ".", ""]
+    lines += ["", "Plots saved with this study: " + ("; ".join(drawn) or "none yet") + ".", ""]
     missing = [f"- {h}: {f}" for _, h, k, _ in SECTIONS if k and isinstance(f := figures[k], str)]
     return "\n".join(lines + missing) + "\n"
