@@ -164,7 +164,7 @@ def attach_figures(
     try:
         study = optuna.load_study(study_name=data.study, storage=db.optuna_storage())
     except KeyError:
-        raise TunerError(f"Optuna has no study {data.study!r} in {db.url}") from None
+        raise TunerError(f"Optuna has no study {data.study!r} in this database") from None
     saved = []
     for key in FIGURES:
         fig = found[key]

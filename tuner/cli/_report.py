@@ -9,7 +9,13 @@ import typer
 
 import storage
 from tuner._errors import TunerError
-from tuner._report import attach_figures, collect_report, make_figures, render
+from tuner._report import (
+    LEADERBOARD_ROWS,
+    attach_figures,
+    collect_report,
+    make_figures,
+    render,
+)
 from tuner.cli._common import DatabaseUrl, app, console
 
 
@@ -27,7 +33,7 @@ def report(
             help="also attach the plots (and a summary note) to the study in the Optuna dashboard",
         ),
     ] = True,
-    top: Annotated[int, typer.Option(min=1, help="rows in the leaderboard")] = 20,
+    top: Annotated[int, typer.Option(min=1, help="rows in the leaderboard")] = LEADERBOARD_ROWS,
 ) -> None:
     """Write a study's report: one self-contained HTML page that opens offline.
 
