@@ -7,15 +7,22 @@ telling the result, the run and results rows, the heartbeat. The objective is tr
 function that reports 20 synthetic epochs. The peer is a plain Optuna study on the
 same server, same 5 parameters and 20 reports + should_prune, one trial at a time.
 
+A trial's time is the time between its end and the previous trial's end (the first is
+counted from the start), on both sides: claim and ask included. Beside the times, the SQL
+statements and commits per trial (round trips and WAL flushes, which do not depend on how
+busy the machine is).
+
     python bench/bookkeeping.py --trials 200
 
-Prints one JSON line. Needs PostgreSQL on 127.0.0.1:5432 (trust auth, user postgres).
+Prints the command line, then ONE JSON line. Needs PostgreSQL on 127.0.0.1:5432 (trust auth,
+user postgres).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import statistics
 import sys
 import time
@@ -23,15 +30,17 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import optuna
 import psycopg
+import sqlalchemy as sa
 
 import storage
 import tuner
 from tuner import _worker
-from tuner._train import EpochStats
+from tuner._train import EpochStats, StopReason
 from tuner._trial import TrialOutcome
 
 ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -50,11 +59,28 @@ def scratch_database() -> Iterator[str]:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+class SqlCounter:
+    """Statements and commits on every engine while counting (ours and Optuna's)."""
+
+    def __init__(self) -> None:
+        self.statements = self.commits = 0
+        self.on = False
+        sa.event.listen(sa.engine.Engine, "before_cursor_execute", self._statement)
+        sa.event.listen(sa.engine.Engine, "commit", self._commit)
+
+    def _statement(self, *args: Any) -> None:
+        self.statements += self.on
+
+    def _commit(self, *args: Any) -> None:
+        self.commits += self.on
+
+
 def trivial_trial(**kw: Any) -> TrialOutcome:
     """Stands in for training: 20 epochs of made-up figures through the real hook."""
     on_epoch = kw["on_epoch"]
     started = datetime.now(UTC)
-    best, reason = 0.0, "max_epochs"
+    best = 0.0
+    reason: StopReason = "max_epochs"
     for epoch in range(1, REPORTS + 1):
         acc = 1.0 - 1.0 / (epoch + 1)
         best = max(best, acc)
@@ -63,67 +89,84 @@ def trivial_trial(**kw: Any) -> TrialOutcome:
             reason = stop
             break
     return TrialOutcome(
-        number=kw["number"], params=kw["params"], state="pruned" if reason == "pruned"
-        else "complete", stop_reason=reason, value=best, best_epoch=epoch, epochs_run=epoch,
-        started_at=started, finished_at=datetime.now(UTC), duration_s=0.0, device="cpu",
+        number=kw["number"],
+        params=kw["params"],
+        state="pruned" if reason == "pruned" else "complete",
+        stop_reason=reason,
+        value=best,
+        best_epoch=epoch,
+        epochs_run=epoch,
+        started_at=started,
+        finished_at=datetime.now(UTC),
+        duration_s=0.0,
+        device="cpu",
         seeds={"init": 0, "data": 0},
-    )  # fmt: skip
+    )
 
 
 def spec(name: str, n_trials: int) -> tuner.StudySpec:
-    return tuner.parse_spec({
-        "name": name,
-        "task": {"model": "mlp", "hidden": [8], "dataset": "synthetic"},
-        "search": {  # the five dimensions, as in DESIGN.md
-            "initializer": ["xavier_uniform", "kaiming_normal", "orthogonal", "lsuv"],
-            "lr": {"low": 1e-4, "high": 1.0, "log": True},
-            "weight_decay": {"low": 1e-6, "high": 1e-1, "log": True},
-            "batch_size": [32, 64, 128, 256],
-            "patience": {"low": 2, "high": 10},
-        },
-        "budget": {"n_trials": n_trials, "max_epochs": REPORTS},
-        "sampler": "random",  # bookkeeping, not sampling cost: both sides sample at random
-        "pruner": "median",
-    })  # fmt: skip
+    search = {  # the five dimensions, as in DESIGN.md
+        "initializer": ["xavier_uniform", "kaiming_normal", "orthogonal", "lsuv"],
+        "lr": {"low": 1e-4, "high": 1.0, "log": True},
+        "weight_decay": {"low": 1e-6, "high": 1e-1, "log": True},
+        "batch_size": [32, 64, 128, 256],
+        "patience": {"low": 2, "high": 10},
+    }
+    return tuner.parse_spec(
+        {
+            "name": name,
+            "task": {"model": "mlp", "hidden": [8], "dataset": "synthetic"},
+            "search": search,
+            "budget": {"n_trials": n_trials, "max_epochs": REPORTS},
+            "sampler": "random",  # bookkeeping, not sampling cost: both sides sample at random
+            "pruner": "median",
+        }
+    )
 
 
-def bench_worker(url: str, n_trials: int) -> dict[str, float]:
+def figures(ends: list[float], start: float, counter: SqlCounter) -> dict[str, float]:
+    """Per-trial times (between consecutive trial ends) and SQL per trial."""
+    times = sorted(1000 * (b - a) for a, b in zip([start, *ends], ends, strict=False))
+    n = len(times)
+    return {
+        "per_trial_ms_median": round(statistics.median(times), 2),
+        "per_trial_ms_mean": round(statistics.fmean(times), 2),
+        "per_trial_ms_p95": round(times[int(0.95 * n)], 2),
+        "statements_per_trial": round(counter.statements / n, 2),
+        "commits_per_trial": round(counter.commits / n, 2),
+    }
+
+
+def bench_worker(url: str, n_trials: int, counter: SqlCounter) -> dict[str, float]:
     db = storage.Database(url)
     db.upgrade()
     tuner.submit_study(db, spec("bk", n_trials))
-    _worker.execute_trial = trivial_trial  # type: ignore[assignment]
-    durations: list[float] = []
+    _worker.execute_trial = trivial_trial
+    ends: list[float] = []
 
     class Clock(tuner.RunObserver):
-        def trial_started(self, number: int, params: dict[str, Any]) -> None: ...
+        def trial_finished(self, row: storage.TrialResultData) -> None:
+            ends.append(time.perf_counter())
 
     config = tuner.WorkerConfig(
         device="cpu", heartbeat_interval=1.0, studies=("bk",), exit_when_idle=True
     )
     worker = tuner.Worker(db, config, observer=Clock())
-    original = worker._run
-
-    def timed(claim: storage.Claim) -> None:
-        t0 = time.perf_counter()
-        original(claim)
-        durations.append(time.perf_counter() - t0)
-
-    worker._run = timed  # type: ignore[method-assign]
-    t0 = time.perf_counter()
+    counter.on, start = True, time.perf_counter()
     worker.run()
-    wall = time.perf_counter() - t0
+    counter.on = False
     db.dispose()
-    return {"per_trial_ms_median": 1000 * statistics.median(durations),
-            "per_trial_ms_mean": 1000 * wall / n_trials,
-            "per_trial_ms_p95": 1000 * sorted(durations)[int(0.95 * len(durations))]}  # fmt: skip
+    return figures(ends, start, counter)
 
 
-def bench_optuna(url: str, n_trials: int) -> dict[str, float]:
+def bench_optuna(url: str, n_trials: int, counter: SqlCounter) -> dict[str, float]:
     study = optuna.create_study(
-        storage=optuna.storages.RDBStorage(url), direction="maximize",
-        sampler=optuna.samplers.RandomSampler(seed=0), pruner=optuna.pruners.MedianPruner(),
-    )  # fmt: skip
-    durations: list[float] = []
+        storage=optuna.storages.RDBStorage(url),
+        direction="maximize",
+        sampler=optuna.samplers.RandomSampler(seed=0),
+        pruner=optuna.pruners.MedianPruner(),
+    )
+    ends: list[float] = []
 
     def objective(trial: optuna.Trial) -> float:
         trial.suggest_categorical("initializer", ["xavier_uniform", "kaiming_normal", "lsuv"])
@@ -139,22 +182,13 @@ def bench_optuna(url: str, n_trials: int) -> dict[str, float]:
                 raise optuna.TrialPruned
         return best
 
-    def timed(trial: optuna.Trial) -> float:
-        return objective(trial)
+    def clock(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        ends.append(time.perf_counter())
 
-    t0 = time.perf_counter()
-    last = [t0]
-
-    def callback(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        now = time.perf_counter()
-        durations.append(now - last[0])
-        last[0] = now
-
-    study.optimize(timed, n_trials=n_trials, callbacks=[callback])
-    wall = time.perf_counter() - t0
-    return {"per_trial_ms_median": 1000 * statistics.median(durations),
-            "per_trial_ms_mean": 1000 * wall / n_trials,
-            "per_trial_ms_p95": 1000 * sorted(durations)[int(0.95 * len(durations))]}  # fmt: skip
+    counter.on, start = True, time.perf_counter()
+    study.optimize(objective, n_trials=n_trials, callbacks=[clock])
+    counter.on = False
+    return figures(ends, start, counter)
 
 
 def main() -> None:
@@ -162,17 +196,23 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=200)
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    counter = SqlCounter()
     with scratch_database() as url:
-        ours = bench_worker(url, args.trials)
+        ours = bench_worker(url, args.trials, counter)
+    counter.statements = counter.commits = 0
     with scratch_database() as url:
-        peer = bench_optuna(url, args.trials)
-    print(json.dumps({
-        "bench": "bookkeeping", "trials": args.trials, "params": 5, "reports": REPORTS,
-        "worker": {k: round(v, 2) for k, v in ours.items()},
-        "optuna_rdb": {k: round(v, 2) for k, v in peer.items()},
+        peer = bench_optuna(url, args.trials, counter)
+    result = {
+        "bench": "bookkeeping",
+        "trials": args.trials,
+        "params": 5,
+        "reports": REPORTS,
+        "worker": ours,
+        "optuna_rdb": peer,
         "ratio_median": round(peer["per_trial_ms_median"] / ours["per_trial_ms_median"], 2),
-        "command": " ".join([sys.executable.rsplit("/", 1)[-1], *sys.argv]),
-    }))  # fmt: skip
+    }
+    print("$ " + shlex.join([Path(sys.executable).name, *sys.argv]))
+    print(json.dumps(result))
 
 
 if __name__ == "__main__":

@@ -41,7 +41,11 @@ from storage._models import (
     TrialRun,
     WorkerRecord,
 )
-from storage._optuna_tables import write_intermediate_values
+from storage._optuna_tables import (
+    create_optuna_trial,
+    finish_optuna_trial,
+    write_intermediate_values,
+)
 from storage._pages import CONTRACT_COLUMNS, TrialPages, page_trial_results
 from storage._results import (
     ORDERABLE_COLUMNS,
@@ -119,9 +123,11 @@ __all__ = [
     "complete_study_if_done",
     "count_runs_by_state",
     "count_trial_results",
+    "create_optuna_trial",
     "create_study_record",
     "diagnostics_by_initializer",
     "duration_histogram",
+    "finish_optuna_trial",
     "finish_run",
     "get_layer_diagnostics",
     "get_study_record",

@@ -1,15 +1,18 @@
-"""Asking Optuna for a trial: in one transaction where the sampler allows it.
+"""Asking Optuna for a trial (in one transaction where the sampler allows it), and telling
+it the trial's end inside the transaction that records the trial.
 
 ``study.ask()`` plus define-by-run suggestions cost one write per parameter and a read
 of the study per call. For independent samplers (random, and TPE without its relative
 options) the configuration can be sampled in memory against a snapshot of the study
-and the trial created with its parameters and metadata in a single transaction. Other
+and the trial created with its parameters and metadata, and the run row pointed at it,
+in a single transaction (:func:`storage.create_optuna_trial`). Other
 samplers (grid, CMA-ES, GP, QMC, multivariate TPE) keep state in the trial or sample
 jointly, so they go through Optuna's own ``ask``.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -25,11 +28,14 @@ from optuna.distributions import (
     json_to_distribution,
 )
 from optuna.trial import FrozenTrial, TrialState
+from sqlalchemy.orm import Session
 
-from tuner._reporting import Snapshot
+import storage
+from tuner._reporting import EpochReporter, Snapshot
 from tuner._rows import PARAMS_ATTR
 from tuner._search import TrialParams, suggest
 from tuner._spec import StudySpec
+from tuner._trial import TrialOutcome
 
 _RELATIVE_OPTIONS = ("multivariate", "group", "constant_liar")
 
@@ -99,51 +105,90 @@ class _InMemoryTrial:
 
 
 def create_trial(
-    backend: Any,
+    db: storage.Database,
     study_id: int,
     params: dict[str, Any],
     distributions: dict[str, BaseDistribution],
     user_attrs: dict[str, Any],
+    run_id: int,
 ) -> AskedTrial:
-    """A RUNNING trial with these parameters and attributes, in one transaction."""
-    template = FrozenTrial(
-        number=-1,
-        state=TrialState.RUNNING,
-        value=None,
-        datetime_start=datetime.now(),
-        datetime_complete=None,
-        params=params,
-        distributions=distributions,
-        user_attrs=user_attrs,
-        system_attrs={},
-        intermediate_values={},
-        trial_id=-1,
-    )
-    trial_id = backend.create_new_trial(study_id, template_trial=template)
-    number = backend.get_trial_number_from_id(trial_id)
+    """A RUNNING trial with these parameters and attributes, and the run ``run_id`` pointed at
+    it, in one transaction."""
+    with db.session() as session:
+        trial_id, number = storage.create_optuna_trial(
+            session, study_id, params, distributions, user_attrs
+        )
+        storage.set_run_trial(session, run_id, number)
     return AskedTrial(number, trial_id, params, distributions)
 
 
 def retry_trial(
-    study: optuna.Study, backend: Any, study_id: int, payload: dict[str, Any]
+    study: optuna.Study, db: storage.Database, study_id: int, payload: dict[str, Any], run_id: int
 ) -> optuna.Trial:
     """A new RUNNING trial with exactly a retry payload's parameters, as an Optuna ``Trial``:
     define-by-run suggestions on it return those values."""
     distributions = {k: json_to_distribution(v) for k, v in payload["distributions"].items()}
-    asked = create_trial(backend, study_id, payload["params"], distributions, {})
+    asked = create_trial(db, study_id, payload["params"], distributions, {}, run_id)
     return optuna.Trial(study, asked.trial_id)
 
 
 def ask_in_memory(
-    backend: Any,
+    db: storage.Database,
     study_id: int,
     study: optuna.Study,
     snapshot: Snapshot,
     spec: StudySpec,
     meta: dict[str, Any],
+    run_id: int,
 ) -> tuple[AskedTrial, TrialParams]:
     """Sample the configuration against the snapshot, then create the trial at once."""
     trial = _InMemoryTrial(snapshot, study.sampler)
     params = suggest(trial, spec.search)  # type: ignore[arg-type]
     attrs = {PARAMS_ATTR: {**meta, "params": params.to_json()}}
-    return create_trial(backend, study_id, trial.params, trial.distributions, attrs), params
+    asked = create_trial(db, study_id, trial.params, trial.distributions, attrs, run_id)
+    return asked, params
+
+
+def tell_in_session(
+    session: Session,
+    study: optuna.Study,
+    trial: AskedTrial,
+    outcome: TrialOutcome,
+    reporter: EpochReporter,
+) -> FrozenTrial | None:
+    """End the trial as ``study.tell`` would for ``outcome``, in the caller's transaction.
+
+    Complete with its value (a missing or NaN value fails it, as tell does), pruned with its
+    last intermediate value, else failed; the intermediate values not yet stored go in the
+    same transaction. The finished trial (for the snapshot), or None when it was no longer
+    running (a reaper took it over); then nothing was written.
+    """
+    reports = dict(reporter.intermediate_values)
+    state, value = TrialState.FAIL, None
+    if outcome.state == "complete" and outcome.value is not None:
+        if not math.isnan(outcome.value):
+            state, value = TrialState.COMPLETE, float(outcome.value)
+    elif outcome.state == "pruned":
+        state = TrialState.PRUNED
+        if reports and not math.isnan(reports[max(reports)]):
+            value = float(reports[max(reports)])
+    running = FrozenTrial(
+        number=trial.number,
+        state=TrialState.RUNNING,
+        value=None,
+        datetime_start=outcome.started_at.astimezone().replace(tzinfo=None),
+        datetime_complete=None,
+        params=trial.params,
+        distributions=trial.distributions,
+        user_attrs={},
+        system_attrs={},
+        intermediate_values=reports,
+        trial_id=trial.trial_id,
+    )
+    study.sampler.after_trial(study, running, state, None if value is None else [value])
+    pending = reporter.take_pending()
+    if not storage.finish_optuna_trial(session, trial.trial_id, state, value, pending):
+        return None
+    running.state, running.value = state, value
+    running.datetime_complete = datetime.now()
+    return running

@@ -3,10 +3,11 @@
 Optuna's ``trial.report`` writes every intermediate value and ``should_prune`` reads the
 whole study back, each epoch: tens of milliseconds a trial on PostgreSQL. Here values are
 kept in memory and pruning is decided against a snapshot of the study's trials (refreshed
-every ``refresh_s``); the values are written in one go at ``flush()``: at the end of the
-trial, before it is told, and whenever ``refresh_s`` has passed, so dashboards see
-progress. Pruners see exactly what they would see otherwise, minus trials completed
-since the last refresh.
+every ``refresh_s``); the values are written in one go whenever ``refresh_s`` has passed,
+so dashboards see progress, and at the end in the transaction that finishes the trial
+(or by ``flush()`` when a trial is handed back). Pruners see
+exactly what they would see otherwise, minus other workers' trials completed since the
+last refresh.
 """
 
 from __future__ import annotations
@@ -40,8 +41,13 @@ class Snapshot:
             self._at = time.monotonic()
 
     def invalidate(self) -> None:
-        """The next refresh re-reads, whatever its age (e.g. after our own trial ended)."""
+        """The next refresh re-reads, whatever its age."""
         self._at = -float("inf")
+
+    def record(self, trial: FrozenTrial) -> None:
+        """Put a trial we just finished in the copy, as the next refresh will read it: the
+        pruner and sampler see it at once, without a read of the study."""
+        self._trials = [t for t in self._trials if t.number != trial.number] + [trial]
 
     def get_trials(
         self, deepcopy: bool = True, states: Sequence[TrialState] | None = None
@@ -104,8 +110,18 @@ class EpochReporter:
 
     def flush(self) -> None:
         """Write the values not yet stored (one transaction)."""
-        if self._pending:
+        pending = self.take_pending()
+        if pending:
             with self.db.session() as session:
-                storage.write_intermediate_values(session, self.trial.trial_id, self._pending)
-            self._pending = {}
+                storage.write_intermediate_values(session, self.trial.trial_id, pending)
+
+    def take_pending(self) -> dict[int, float]:
+        """The values not yet stored, for the caller to write (e.g. with the trial's end)."""
+        pending, self._pending = self._pending, {}
         self._flushed_at = time.monotonic()
+        return pending
+
+    @property
+    def intermediate_values(self) -> dict[int, float]:
+        """Every value reported so far, by step."""
+        return self._frozen.intermediate_values

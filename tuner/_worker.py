@@ -24,7 +24,13 @@ from datetime import UTC, datetime, timedelta
 import optuna
 
 import storage
-from tuner._asking import AskedTrial, ask_in_memory, asks_in_memory, retry_trial
+from tuner._asking import (
+    AskedTrial,
+    ask_in_memory,
+    asks_in_memory,
+    retry_trial,
+    tell_in_session,
+)
 from tuner._data import DataSplit
 from tuner._observer import RunObserver
 from tuner._reporting import EpochReporter, Snapshot
@@ -43,7 +49,7 @@ from tuner._spec import StudySpec, parse_spec
 from tuner._study_options import make_pruner, make_sampler
 from tuner._tasks import Task, build_task
 from tuner._train import EpochStats, StopReason, TrainConfig
-from tuner._trial import TrialOutcome, execute_trial, resolve_device, tell
+from tuner._trial import TrialOutcome, execute_trial, resolve_device
 
 log = logging.getLogger("tuner.worker")
 SAMPLING_SNAPSHOT_S = 1.0  # how stale a study the sampler may see (it skips a read per trial)
@@ -206,7 +212,7 @@ class Worker:
     def _run(self, claim: storage.Claim) -> None:
         claimed = time.monotonic()
         ctx = self._context(claim.study_name, claim.spec_json)
-        spec, backend = ctx.spec, self.db.optuna_storage()
+        spec = ctx.spec
         # Distinct sampler seeds per claim: workers sharing one history must not all propose
         # the same start-up points. QMC keeps one seed: it walks one low-discrepancy sequence.
         seed = spec.seed if spec.sampler.name == "qmc" else spec.seed * 1_000_003 + claim.seq
@@ -219,15 +225,21 @@ class Worker:
             "retry_of": claim.retry_of,
             "study_seed": spec.seed,
         }
+        # The run points at its Optuna trial from the transaction that creates the trial on.
         if claim.params_json is None and asks_in_memory(spec):
             snapshot.refresh(older_than=SAMPLING_SNAPSHOT_S)
-            trial, params = ask_in_memory(backend, study_id, study, snapshot, spec, meta)
-        else:  # Optuna's own ask (or a retry's fixed parameters), then define-by-run
-            optuna_trial = (
-                retry_trial(study, backend, study_id, claim.params_json)
-                if claim.params_json
-                else study.ask()
+            trial, params = ask_in_memory(
+                self.db, study_id, study, snapshot, spec, meta, claim.run_id
             )
+        else:  # Optuna's own ask (or a retry's fixed parameters), then define-by-run
+            if claim.params_json:
+                optuna_trial = retry_trial(
+                    study, self.db, study_id, claim.params_json, claim.run_id
+                )
+            else:
+                optuna_trial = study.ask()
+                with self.db.session() as session:
+                    storage.set_run_trial(session, claim.run_id, optuna_trial.number)
             params = suggest(optuna_trial, spec.search)
             optuna_trial.set_user_attr(PARAMS_ATTR, {**meta, "params": params.to_json()})
             trial = AskedTrial(
@@ -237,8 +249,6 @@ class Worker:
                 optuna_trial.distributions,
             )
         root = claim.retry_of if claim.retry_of is not None else trial.number
-        with self.db.session() as session:
-            storage.set_run_trial(session, claim.run_id, trial.number)
         self.observer.trial_started(trial.number, params.to_json())
         deadline = self._deadline(claim, spec)
         lease = {"lost": False}
@@ -285,13 +295,14 @@ class Worker:
             reporter.flush()
             self._hand_back(claim, study, trial, root, "interrupted")
             raise
-        reporter.flush()  # before telling: a pruned trial's value is its last report
         if lease["lost"]:
+            reporter.flush()
             return  # the reaper that took the run records it and schedules the retry
         if outcome.stop_reason == "cancelled" and claim.study_name not in self._cancelled:
+            reporter.flush()
             self._hand_back(claim, study, trial, root, "handed back: the worker was stopped")
             return
-        self._record(claim, spec, study, snapshot, trial, outcome, root)
+        self._record(claim, spec, study, snapshot, reporter, outcome, root)
 
     def _study(self, name: str, spec: StudySpec) -> tuple[optuna.Study, Snapshot, int]:
         """This slot's Study for ``name``, the snapshot pruners and samplers read, its id.
@@ -323,7 +334,7 @@ class Worker:
         spec: StudySpec,
         study: optuna.Study,
         snapshot: Snapshot,
-        trial: AskedTrial,
+        reporter: EpochReporter,
         outcome: TrialOutcome,
         root: int,
     ) -> None:
@@ -331,24 +342,24 @@ class Worker:
         row = result_row(claim.study_name, outcome, self.name)
         if retry:
             row = dataclasses.replace(row, error=f"{row.error} (retrying)")
-        # Our row first, while we hold the run: should we die before telling Optuna, the
-        # reaper finds the row and finishes the trial from it.
-        with self.db.session() as session:
-            if not storage.hold_run(session, claim.run_id):
-                return  # declared lost meanwhile: the reaper records and retries it
-            storage.upsert_trial_result(session, row)
-        try:
-            tell(study, trial.number, outcome)
-        except (RuntimeError, ValueError) as exc:  # already finished: a reaper took it
-            log.warning("trial %s was taken over: %s", trial.number, exc)
-            return
         state = (
             "retried" if retry else "cancelled" if outcome.stop_reason == "cancelled" else "done"
         )
+        trial = reporter.trial
+        # One transaction: the row, Optuna's end of the trial (with the epochs not yet
+        # written) and the run's end commit together, or none of them (a crash leaves the run
+        # running; the reaper then fails the trial and retries it). The row comes first: it
+        # takes the study's lock, so finishers of one study take turns, and the last of them
+        # sees every run done.
         with self.db.session() as session:
-            # Finishers of one study take turns here, so the last sees every run done.
-            storage.lock_study(session, claim.study_name)
+            storage.upsert_trial_result(session, row)
             if not storage.finish_run(session, claim.run_id, state):
+                session.rollback()
+                return  # declared lost meanwhile: the reaper records and retries it
+            finished = tell_in_session(session, study, trial, outcome, reporter)
+            if finished is None:
+                session.rollback()
+                log.warning("trial %s was taken over before it was recorded", trial.number)
                 return
             if retry:
                 storage.queue_retry(
@@ -361,7 +372,7 @@ class Worker:
             if outcome.stop_reason == "timeout" and self.config.deadline is None:
                 storage.set_study_status(session, claim.study_name, "completed")
             storage.complete_study_if_done(session, claim.study_name)
-        snapshot.invalidate()  # pruners and samplers must see the trial we just finished
+        snapshot.record(finished)  # pruners and samplers see the trial we just finished
         self.ran += 1
         self.observer.trial_finished(row)
 
