@@ -191,17 +191,6 @@ def owns_run(session: Session, run_id: int, worker: str) -> bool:
 
 
 @translate_errors
-def hold_run(session: Session, run_id: int) -> bool:
-    """Lock a run we own for the rest of the transaction; False if it is no longer ours."""
-    result = session.execute(
-        sa.update(TrialRun)
-        .where(TrialRun.id == run_id, TrialRun.state == "running")
-        .values(heartbeat_at=utcnow())
-    )
-    return _rowcount(result) == 1
-
-
-@translate_errors
 def lock_study(session: Session, name: str) -> None:
     """Take the study row's write lock: transactions that do this run one after another.
 
