@@ -62,6 +62,45 @@ class Trial(_Out):
     error: str | None = Field(description="the error message of a trial that ended in error")
 
 
+class LayerDiagnostics(BaseModel):
+    """One layer's signal at initialization (one forward/backward on the calibration batch)."""
+
+    index: int = Field(description="depth: 0 is the first parameterized layer")
+    name: str
+    kind: str
+    fan_in: int
+    fan_out: int
+    act_mean: float = Field(description="after the activation (last layer: raw output)")
+    act_std: float
+    preact_std: float
+    dead_frac: float | None = Field(description="ReLU family: units never active on the batch")
+    saturated_frac: float | None = Field(description="tanh/sigmoid: outputs within 1% of a bound")
+    weight_std: float
+    grad_std: float
+
+
+class Replicate(BaseModel):
+    replicate: int
+    init_seed: int
+    data_seed: int
+    value: float | None = Field(description="at the trial's best epoch (of the mean curve)")
+    best_value: float | None
+    best_epoch: int | None
+    epochs_run: int
+
+
+class TrialDetail(Trial):
+    """One trial with its details: t=0 diagnostics, replicates and the replay manifest."""
+
+    n_replicates: int
+    value_std: float | None = Field(description="std of the replicates' values")
+    manifest: dict[str, Any] | None = Field(
+        description="seeds, package versions, device, deterministic flags, init per layer"
+    )
+    diagnostics: list[LayerDiagnostics]
+    replicates: list[Replicate] = Field(description="one per seed when replicates > 1")
+
+
 class Page(BaseModel):
     total: int = Field(description="how many items match, over all pages")
     limit: int
@@ -125,6 +164,20 @@ class InitializerStats(BaseModel):
     median: float | None
 
 
+class DepthProfile(BaseModel):
+    """Mean t=0 figures of one layer depth over one initializer's trials."""
+
+    initializer: str
+    layer_index: int
+    n_trials: int
+    act_std: float | None
+    preact_std: float | None
+    grad_std: float | None
+    weight_std: float | None
+    dead_frac: float | None
+    saturated_frac: float | None
+
+
 class Summary(BaseModel):
     study: str
     metric: str
@@ -135,6 +188,10 @@ class Summary(BaseModel):
     )
     importances_note: str | None = Field(
         None, description="why importances are null, when they are"
+    )
+    diagnostics: list[DepthProfile] = Field(
+        default_factory=list,
+        description="mean t=0 figures per initializer and layer depth",
     )
 
 

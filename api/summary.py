@@ -7,7 +7,7 @@ from collections import OrderedDict, defaultdict
 
 import storage
 import tuner
-from api.schemas import InitializerStats, Summary
+from api.schemas import DepthProfile, InitializerStats, Summary
 
 Importances = tuple[dict[str, float] | None, str | None]
 
@@ -54,6 +54,7 @@ def summarize(db: storage.Database, name: str, *, cache: ImportanceCache) -> Sum
             raise storage.StudyNotFoundError(f"study {name!r} does not exist")
         groups = storage.summarize_by_initializer(session, name)
         complete = storage.list_trial_results(session, name, state="complete")
+        depth = storage.diagnostics_by_initializer(session, name)
     values: dict[str, list[float]] = defaultdict(list)
     for row in complete:
         if row.value is not None:
@@ -81,4 +82,5 @@ def summarize(db: storage.Database, name: str, *, cache: ImportanceCache) -> Sum
         initializers=stats,
         importances=cached[0],
         importances_note=cached[1],
+        diagnostics=[DepthProfile.model_validate(d, from_attributes=True) for d in depth],
     )

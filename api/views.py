@@ -4,11 +4,25 @@ from fastapi import Request
 from sqlalchemy.orm import Session
 
 import storage
-from api.schemas import Study, StudyBrief, StudyLinks, Trial, TrialCounts
+from api.schemas import Study, StudyBrief, StudyLinks, Trial, TrialCounts, TrialDetail
 
 
 def trial(row: storage.TrialResult) -> Trial:
     return Trial.model_validate(row)
+
+
+def trial_detail(session: Session, row: storage.TrialResult) -> TrialDetail:
+    key = (session, row.study_name, row.trial_number)
+    return TrialDetail.model_validate(
+        {
+            **Trial.model_validate(row).model_dump(),
+            "n_replicates": row.n_replicates,
+            "value_std": row.value_std,
+            "manifest": row.manifest_json,
+            "diagnostics": [d.to_json() for d in storage.get_layer_diagnostics(*key)],
+            "replicates": [r.to_json() for r in storage.get_trial_replicates(*key)],
+        }
+    )
 
 
 def links(request: Request, name: str) -> StudyLinks:

@@ -49,7 +49,7 @@ def trial_seeds(study_seed: int, number: int, replicate: int = 0) -> tuple[int, 
     return int(init_seed), int(data_seed)
 
 
-def _package_versions() -> dict[str, str]:
+def package_versions() -> dict[str, str]:
     versions = {"python": platform.python_version()}
     for name in ("torch", "numpy", "optuna", "init-tuner"):
         try:
@@ -70,7 +70,7 @@ def manifest(
     """Everything needed to re-run a trial and to know what ran: seeds, versions, flags, init."""
     return {
         "seeds": seeds,
-        "versions": _package_versions(),
+        "versions": package_versions(),
         "device": str(device),
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "deterministic": {
@@ -179,6 +179,7 @@ def execute_trial(
     on_epoch: Callable[[EpochStats], StopReason | None] | None = None,
     seed_number: int | None = None,
     replicates: int = 1,
+    seeds: list[dict[str, int]] | None = None,
 ) -> TrialOutcome:
     """Train one configuration; every failure becomes an outcome, except interrupts.
 
@@ -186,12 +187,15 @@ def execute_trial(
     attempt's number, so it re-runs the same computation. With ``replicates`` k > 1 the
     configuration trains under k seed pairs in lockstep and is judged on their mean.
     Before the first update the first replicate's signal is measured (:mod:`_diagnostics`).
+    ``seeds`` (a manifest's, for a replay) replaces the derived seeds and ``replicates``.
     """
-    root = number if seed_number is None else seed_number
-    seeds = []
-    for r in range(replicates):
-        init_seed, data_seed = trial_seeds(study_seed, root, r)
-        seeds.append({"replicate": r, "init": init_seed, "data": data_seed})
+    if seeds is None:
+        root = number if seed_number is None else seed_number
+        seeds = []
+        for r in range(replicates):
+            init_seed, data_seed = trial_seeds(study_seed, root, r)
+            seeds.append({"replicate": r, "init": init_seed, "data": data_seed})
+    replicates = len(seeds)
     started, t0 = datetime.now(UTC), time.perf_counter()
     outcome: dict[str, Any] = {}
     try:

@@ -9,9 +9,9 @@ from fastapi import APIRouter, HTTPException, Path, Query, Request, Response, st
 import storage
 import tuner
 from api.deps import DatabaseDep, SessionDep
-from api.schemas import Message, OrderBy, Summary, Trial, TrialPage, TrialState
+from api.schemas import Message, OrderBy, Summary, Trial, TrialDetail, TrialPage, TrialState
 from api.summary import summarize
-from api.views import trial
+from api.views import trial, trial_detail
 
 router = APIRouter(prefix="/studies/{name}", tags=["trials"])
 
@@ -74,9 +74,9 @@ def _pages(request: Request) -> storage.TrialPages:
     return pages
 
 
-@router.get("/trials/{number}", response_model=Trial, responses=_NOT_FOUND)
-def get_trial(session: SessionDep, name: str, number: Annotated[int, Path(ge=0)]) -> Trial:
-    """One finished trial of a study."""
+@router.get("/trials/{number}", response_model=TrialDetail, responses=_NOT_FOUND)
+def get_trial(session: SessionDep, name: str, number: Annotated[int, Path(ge=0)]) -> TrialDetail:
+    """One finished trial of a study, with its t=0 diagnostics, replicates and manifest."""
     row = storage.get_trial_result(session, name, number)
     if row is None:
         if storage.get_study_record(session, name) is None:
@@ -84,7 +84,7 @@ def get_trial(session: SessionDep, name: str, number: Annotated[int, Path(ge=0)]
         raise HTTPException(
             status.HTTP_404_NOT_FOUND, f"study {name!r} has no finished trial {number}"
         )
-    return trial(row)
+    return trial_detail(session, row)
 
 
 @router.get("/best", response_model=Trial, responses=_NOT_FOUND)

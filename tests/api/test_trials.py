@@ -191,3 +191,63 @@ def test_importance_cache_recomputes_on_new_trials_at_most_every_min_age() -> No
     stale = ImportanceCache(min_age_s=0)
     stale.put("s", 6, ({"lr": 1.0}, None))
     assert stale.get("s", 7) is None and stale.get("s", 6) == ({"lr": 1.0}, None)
+
+
+def _layers(*stds: float) -> list[storage.LayerDiagnosticsData]:
+    return [
+        storage.LayerDiagnosticsData(
+            index=i,
+            name=str(2 * i + 1),
+            kind="Linear",
+            fan_in=64,
+            fan_out=64,
+            act_mean=0.1,
+            act_std=s,
+            preact_std=s,
+            dead_frac=0.0,
+            saturated_frac=None,
+            weight_std=0.1,
+            grad_std=0.01,
+        )
+        for i, s in enumerate(stds)
+    ]
+
+
+def test_one_trial_carries_its_diagnostics_replicates_and_manifest(client: TestClient) -> None:
+    add_study(client, "d")
+    replicate = storage.ReplicateData(
+        replicate=1,
+        init_seed=4_000_000_001,
+        data_seed=5,
+        value=0.8,
+        best_value=0.85,
+        best_epoch=2,
+        epochs_run=3,
+    )
+    add_results(
+        client,
+        [
+            result(
+                "d",
+                0,
+                initializer="xavier_normal",
+                diagnostics=_layers(1.0, 0.5),
+                replicates=[replicate],
+                n_replicates=2,
+                value_std=0.05,
+                manifest_json={"seeds": [{"replicate": 0, "init": 1, "data": 2}]},
+            ),
+            result("d", 1, initializer="kaiming_normal", diagnostics=_layers(1.0, 1.0)),
+            result("d", 2, initializer="kaiming_normal", diagnostics=_layers(1.0, 0.8)),
+        ],
+    )
+    one = client.get("/v1/studies/d/trials/0").json()
+    assert [d["act_std"] for d in one["diagnostics"]] == [1.0, 0.5]
+    assert one["diagnostics"][1]["name"] == "3" and one["n_replicates"] == 2
+    assert one["replicates"][0]["init_seed"] == 4_000_000_001 and one["value_std"] == 0.05
+    assert one["manifest"]["seeds"][0]["init"] == 1
+    summary = client.get("/v1/studies/d/summary").json()
+    profile = {(p["initializer"], p["layer_index"]): p for p in summary["diagnostics"]}
+    assert profile["kaiming_normal", 1]["act_std"] == pytest.approx(0.9)
+    assert profile["kaiming_normal", 1]["n_trials"] == 2
+    assert profile["xavier_normal", 1]["act_std"] == 0.5

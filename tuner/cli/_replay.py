@@ -1,0 +1,46 @@
+"""``tuner replay``: re-run a recorded trial and compare it with what was stored."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+import storage
+from tuner._replay import replay_trial
+from tuner.cli._common import DatabaseUrl, app, console, err, fmt
+
+
+@app.command()
+def replay(
+    name: Annotated[str, typer.Argument(help="study name")],
+    number: Annotated[int, typer.Argument(min=0, help="trial number")],
+    database_url: DatabaseUrl = None,
+    device: Annotated[str, typer.Option(help="cpu reproduces exactly; cuda may not")] = "cpu",
+) -> None:
+    """Re-run a trial from its manifest (seeds, configuration); exit 1 unless it matches."""
+    db = storage.Database(storage.resolve_database_url(database_url))
+    try:
+        with console.status(f"replaying {name} #{number} on {device}"):
+            result = replay_trial(db, name, number, device=device)
+    finally:
+        db.dispose()
+    out = result.outcome
+    table = Table(title=f"{name} #{number}: replay")
+    for col in ("", "value", "stop", "epochs"):
+        table.add_column(col, justify="right" if col in ("value", "epochs") else "left")
+    table.add_row("stored", fmt(result.stored_value), result.stored_stop, str(result.stored_epochs))
+    table.add_row("replayed", fmt(out.value), out.stop_reason, str(out.epochs_run))
+    console.print(table)
+    for package, (then, now) in sorted(result.version_drift.items()):
+        err.print(f"[yellow]{package}: recorded {then}, running {now}[/]", highlight=False)
+    if out.error:
+        err.print(f"[red]replay failed:[/] {out.error}", highlight=False)
+    if not result.matches:
+        console.print(
+            f"[red]differs[/]: stored {result.stored_value!r}, replayed {out.value!r}",
+            highlight=False,
+        )
+        raise typer.Exit(1)
+    console.print(f"[green]reproduced exactly[/]: {out.value!r}", highlight=False)
