@@ -303,5 +303,5 @@ def test_fast_mode_trains_the_same_configurations_to_about_the_same_place() -> N
     for pop, single in zip(fast, _singles(members, task), strict=True):
         assert pop.manifest["population"]["fast"] is True
         assert pop.epochs_run == single.epochs_run == 4
-        # fused kernels round differently: close, not equal
+        # fused kernels (and bf16 matmuls where the hardware has them) round differently
         assert pop.value == pytest.approx(single.value, abs=0.03)
