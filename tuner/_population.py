@@ -13,26 +13,23 @@ and stop reason (on CPU in exact mode, the same numbers). Members that cannot be
 
 from __future__ import annotations
 
-import contextlib
-import math
 import os
 import time
-from collections.abc import Callable, Hashable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from tuner._data import DataSplit
 from tuner._diagnostics import LayerDiagnostics
-from tuner._population_optim import StackedOptimizer
+from tuner._dims import IntRange
 from tuner._population_stack import StackedMLP, stack_plan
+from tuner._population_train import MemberRun, device_math, train_stack
 from tuner._search import TrialParams
 from tuner._tasks import Task
-from tuner._train import EarlyStopping, EpochHook, EpochStats, StopReason, TrainConfig
+from tuner._train import EarlyStopping, EpochHook, TrainConfig
 from tuner._trial import (
     TrialOutcome,
     _build,
@@ -118,148 +115,53 @@ def fast_by_default(device: torch.device) -> bool:
     return device.type == "cuda"
 
 
-def _bf16_matmuls(device: torch.device) -> bool:
-    """Whether the device multiplies bf16 matrices in hardware (CUDA Ampere+, CPU AMX)."""
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    return device.type == "cpu" and torch.cpu._is_amx_tile_supported()
+def largest_batch(dim: int | list[int] | IntRange) -> int:
+    """The largest batch size a search dimension can give (to size populations by)."""
+    if isinstance(dim, IntRange):
+        return dim.high
+    return max(dim) if isinstance(dim, list) else dim
 
 
-@dataclass
-class _Run:
-    """A member in training: its stopper, its history, how it ended."""
-
-    member: Member
-    seeds: dict[str, int]
-    generator: torch.Generator
-    stopper: EarlyStopping
-    outcome: dict[str, Any] = field(default_factory=dict)
-    history: list[EpochStats] = field(default_factory=list)
-    finished: float | None = None
-
-    def end(self, reason: StopReason, error: str | None = None) -> StopReason:
-        self.outcome.update(
-            stop_reason=reason,
-            value=None if error else self.stopper.best,
-            best_epoch=None if error else self.stopper.best_epoch,
-            epochs_run=0 if error else len(self.history),
-            history=[] if error else self.history,
-            error=error,
-        )
-        if reason == "pruned":
-            self.outcome["state"] = "pruned"
-        else:  # as _state_for: no usable epoch (diverged at once, or an error) is a failure
-            self.outcome["state"] = "fail" if self.outcome["value"] is None else "complete"
-        self.finished = time.perf_counter()
-        return reason
-
-    def epoch_end(self, stats: EpochStats) -> StopReason | None:
-        """What ``train`` does after an epoch: the same checks, in the same order."""
-        cfg = self.member.config
-        self.history.append(stats)
-        if not (math.isfinite(stats.train_loss) and math.isfinite(stats.val_loss)):
-            return self.end("diverged")
-        should_stop = self.stopper.update(stats.epoch, stats.metric(cfg.metric))
-        try:
-            reason = self.member.on_epoch(stats) if self.member.on_epoch else None
-        except Exception as exc:
-            return self.end("error", describe_error(exc))
-        if reason is not None:
-            return self.end(reason)
-        if should_stop:
-            return self.end("patience")
-        return self.end("max_epochs") if stats.epoch >= cfg.max_epochs else None
+OutcomeHook = Callable[[int, TrialOutcome], None]
 
 
-@contextlib.contextmanager
-def _device_math(device: torch.device, fast: bool) -> Iterator[None]:
-    """TF32 matmuls on CUDA in fast mode, restored afterwards."""
-    if not (fast and device.type == "cuda"):
-        yield
-        return
-    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
-    try:
-        yield
-    finally:
-        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
-
-
-def _train(
-    runs: list[_Run], stack: StackedMLP, data: DataSplit, *, fast: bool, compile: bool
-) -> None:
-    """Train the stack until every member has left; each run records its own end."""
-    x, y = data.x_train, data.y_train
-    n, device, rows = len(x), x.device, x.reshape(len(x), -1)
-    first = runs[0].member.config
-    bf16 = fast and _bf16_matmuls(device)
-    opt = StackedOptimizer(
-        first.optimizer,
-        lrs=[r.member.config.lr for r in runs],
-        weight_decays=[r.member.config.weight_decay for r in runs],
-        momentum=first.momentum,
-        fused=fast,
+def _outcome(run: MemberRun, started: datetime, t0: float, device: torch.device) -> TrialOutcome:
+    return TrialOutcome(
+        number=run.member.number,
+        params=run.member.params,
+        started_at=started,
+        finished_at=run.finished_at or datetime.now(UTC),
+        duration_s=run.finished - t0,
+        device=str(device),
+        seeds=run.seeds,
+        **run.outcome,
     )
-    forward = torch.compile(stack.forward, dynamic=True) if compile else stack.forward
-    active = list(runs)
-    for epoch in range(1, max(r.member.config.max_epochs for r in runs) + 1):
-        order = torch.stack([torch.randperm(n, generator=r.generator) for r in active])
-        if device.type == "cuda":
-            order = order.pin_memory().to(device, non_blocking=True)
-        loss_sum = torch.zeros(len(active), device=device)
-        for start in range(0, n, first.batch_size):
-            idx = order[:, start : start + first.batch_size]
-            flat = idx.flatten()  # index_select on rows: the gather x[idx] does, but faster
-            xb = rows.index_select(0, flat).view(*idx.shape, *x.shape[1:])
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-                logits = forward(xb)
-            losses = F.cross_entropy(
-                logits.flatten(0, 1).float(), y.index_select(0, flat), reduction="none"
-            ).view(idx.shape)
-            losses = losses.mean(1)
-            grads = torch.autograd.grad(losses.sum(), stack.params)
-            opt.step(stack.params, list(grads))
-            loss_sum += losses.detach() * idx.shape[1]
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            val_loss, val_accuracy = stack.evaluate(data.x_val, data.y_val)
-        # The only host sync of the epoch, for all members at once.
-        figures = torch.stack([loss_sum / n, val_loss, val_accuracy]).tolist()
-        kept = [
-            i
-            for i, (run, *f) in enumerate(zip(active, *figures, strict=True))
-            if run.epoch_end(EpochStats(epoch, *f)) is None
-        ]
-        if len(kept) < len(active):
-            if not kept:
-                return
-            index = torch.tensor(kept, device=device)
-            stack.keep(index)
-            opt.keep(index)
-            active = [active[i] for i in kept]
 
 
 def _population(
     members: Sequence[Member],
+    emit: OutcomeHook,
     *,
     task: Task,
     data: DataSplit,
     study_seed: int,
     device: torch.device,
     config: PopulationConfig,
-) -> list[TrialOutcome]:
+) -> None:
+    """Build, stack and train ``members``; ``emit(i, outcome)`` as each one leaves."""
     started, t0 = datetime.now(UTC), time.perf_counter()
     fast = fast_by_default(device) if config.fast is None else config.fast
-    runs: list[_Run] = []
+    runs: list[MemberRun] = []
     models: list[nn.Module] = []
-    for member in members:
+    position: dict[int, int] = {}  # id(run) -> index in members
+    for index, member in enumerate(members):
         root = member.number if member.seed_number is None else member.seed_number
         init_seed, data_seed = trial_seeds(study_seed, root)
         seeds = {"init": init_seed, "data": data_seed}
         cfg = member.config
         stopper = EarlyStopping(cfg.patience, min_delta=cfg.min_delta, direction=cfg.direction)
-        run = _Run(member, seeds, torch.Generator(device="cpu").manual_seed(data_seed), stopper)
-        runs.append(run)
-        try:
+        run = MemberRun(member, seeds, torch.Generator().manual_seed(data_seed), stopper)
+        try:  # as execute_trial: seeded build, initializer, manifest, t=0 diagnostics
             model, layers = _build(task, member.params, data, device, init_seed)
             run.outcome["manifest"] = manifest(
                 seeds=[{"replicate": 0, **seeds}],
@@ -270,35 +172,34 @@ def _population(
             ) | {"population": {"size": len(members), "fast": fast}}
             diagnostics: list[LayerDiagnostics] = _diagnostics(model, data, task)
             run.outcome["diagnostics"] = diagnostics
-            models.append(model)
         except Exception as exc:
             run.end("error", describe_error(exc))
-    training = [r for r in runs if r.finished is None]
-    if training:
-        try:
-            stack = StackedMLP(models)
-            del models[:]
-            with _device_math(device, fast):
-                _train(training, stack, data, fast=fast, compile=config.compile)
-        except Exception as exc:
-            for run in training:
-                if run.finished is None:
+            emit(index, _outcome(run, started, t0, device))
+            continue
+        runs.append(run)
+        models.append(model)
+        position[id(run)] = index
+    if not runs:
+        return
+    stack = StackedMLP(models)
+    del models[:]  # the stack holds the weights now
+    with device_math(device, fast):
+        epochs = train_stack(runs, stack, data, fast=fast, compile=config.compile)
+        while True:
+            try:
+                left = next(epochs, None)
+            except Exception as exc:  # the shared computation failed: every member with it
+                left = [run for run in runs if run.finished_at is None]
+                for run in left:
                     run.end("error", describe_error(exc))
-            if device.type == "cuda":
-                torch.cuda.empty_cache()
-    return [
-        TrialOutcome(
-            number=run.member.number,
-            params=run.member.params,
-            started_at=started,
-            finished_at=datetime.now(UTC),
-            duration_s=(run.finished or time.perf_counter()) - t0,
-            device=str(device),
-            seeds=run.seeds,
-            **run.outcome,
-        )
-        for run in runs
-    ]
+                if device.type == "cuda":
+                    torch.cuda.empty_cache()
+            if left is None:
+                return
+            for run in left:  # outside the try: the caller's errors are its own
+                emit(position[id(run)], _outcome(run, started, t0, device))
+            if all(run.finished_at is not None for run in runs):
+                return
 
 
 def execute_population(
@@ -309,30 +210,39 @@ def execute_population(
     study_seed: int,
     device: torch.device,
     config: PopulationConfig | None = None,
+    on_outcome: OutcomeHook | None = None,
 ) -> list[TrialOutcome]:
     """Train these trials of ``task``, fused where they can be; outcomes in input order.
 
     Members are grouped by what one stack must share (:func:`fusable_key`), each group cut to
     :func:`population_size`. A group of one, or a model that cannot be stacked, trains
     through :func:`execute_trial`. Like it, nothing raises for a trial's own failure.
+    ``on_outcome(i, outcome)`` hears of member ``i`` as soon as it has left its population.
     """
     config = config or PopulationConfig()
     outcomes: list[TrialOutcome | None] = [None] * len(members)
     keys = [fusable_key(m.config) for m in members]
     limits = {k: population_size(task, k[0], device, config) for k in set(keys)}
     for group in population_groups(keys, lambda k: limits[k]):  # type: ignore[index]
+
+        def emit(i: int, outcome: TrialOutcome, group: list[int] = group) -> None:
+            outcomes[group[i]] = outcome
+            if on_outcome is not None:
+                on_outcome(group[i], outcome)
+
         chosen = [members[i] for i in group]
         if len(chosen) > 1:
-            results = _population(
-                chosen, task=task, data=data, study_seed=study_seed, device=device, config=config
+            _population(
+                chosen,
+                emit,
+                task=task,
+                data=data,
+                study_seed=study_seed,
+                device=device,
+                config=config,
             )
         else:
-            results = [
-                _single(m, task=task, data=data, study_seed=study_seed, device=device)
-                for m in chosen
-            ]
-        for i, outcome in zip(group, results, strict=True):
-            outcomes[i] = outcome
+            emit(0, _single(chosen[0], task=task, data=data, study_seed=study_seed, device=device))
     return [o for o in outcomes if o is not None]
 
 

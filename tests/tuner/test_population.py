@@ -305,3 +305,22 @@ def test_fast_mode_trains_the_same_configurations_to_about_the_same_place() -> N
         assert pop.epochs_run == single.epochs_run == 4
         # fused kernels (and bf16 matmuls where the hardware has them) round differently
         assert pop.value == pytest.approx(single.value, abs=0.03)
+
+
+def test_members_are_reported_as_they_leave_not_when_the_population_ends() -> None:
+    task = _task()
+    params = [_params("xavier_uniform", 0.05, 0.0, 10), _params("kaiming_normal", 0.05, 0.0, 10)]
+    hooks = [Recorder(), Recorder(prune_at=2)]
+    pairs = enumerate(zip(params, hooks, strict=True))
+    members = [Member(i, p, _config(p, task, 5), on_epoch=h) for i, (p, h) in pairs]
+    heard: list[tuple[int, int, int]] = []  # (member, its epochs, epochs the other had seen)
+
+    def on_outcome(i: int, outcome: TrialOutcome) -> None:
+        heard.append((i, outcome.epochs_run, len(hooks[1 - i].seen)))
+
+    pops = execute_population(
+        members, task=task, data=task.data, study_seed=SEED, device=CPU, on_outcome=on_outcome
+    )
+    assert heard == [(1, 2, 2), (0, 5, 2)]  # the pruned one first, while the other trained on
+    assert [p.stop_reason for p in pops] == ["max_epochs", "pruned"]
+    assert pops[1].finished_at < pops[0].finished_at
