@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import plotly.graph_objects as go
 from plotly.colors import qualitative
@@ -19,6 +20,7 @@ import storage
 
 _PALETTE = qualitative.Plotly + qualitative.D3 + qualitative.Dark24
 _SYMBOLS = ("circle", "square", "diamond", "triangle-up", "cross", "x", "star", "hexagon")
+_GREY = "#7b8794"
 _MARGIN = {"l": 70, "r": 30, "t": 60}
 _LAYOUT = {"template": "plotly_white", "height": 440, "margin": _MARGIN}
 
@@ -176,17 +178,16 @@ def lr_weight_decay(
 ) -> go.Figure | str:
     """Learning rate against L2 lambda (log-log), colour = value, symbol = initializer.
 
-    A weight decay of 0 has no place on a log axis: it is drawn one decade below the
-    smallest positive one and labelled 0.
+    Trials without a value (failed, diverged) are grey crosses. A weight decay of 0 has no
+    place on a log axis: it is drawn one decade below the smallest positive one, labelled 0.
     """
-    valued = [r for r in rows if _finite(r.value)]
-    if not valued:
-        return "No trial has a value yet."
-    positive = [r.weight_decay for r in valued if r.weight_decay > 0]
+    if not rows:
+        return "No trial has finished yet."
+    positive = [r.weight_decay for r in rows if r.weight_decay > 0]
     floor = min(positive) / 10 if positive else 1e-6
-    fig = go.Figure()
-    for i, name in enumerate(sorted({r.initializer for r in valued})):
-        mine = [r for r in valued if r.initializer == name]
+
+    def points(mine: list[storage.TrialResultData], name: str, marker: dict[str, Any]) -> None:
+        shown = f"{metric} %{{marker.color:.4f}}" if "coloraxis" in marker else "no value"
         fig.add_trace(
             go.Scatter(
                 x=[r.lr for r in mine],
@@ -194,22 +195,30 @@ def lr_weight_decay(
                 mode="markers",
                 name=name,
                 legendgroup=name,
-                customdata=[[r.trial_number, r.weight_decay] for r in mine],
-                marker={
-                    "symbol": _SYMBOLS[i % len(_SYMBOLS)],
-                    "size": 12,
-                    "color": [r.value for r in mine],
-                    "coloraxis": "coloraxis",
-                    "line": {"width": 1.5, "color": colors[name]},
-                },
+                customdata=[[r.trial_number, r.weight_decay, r.stop_reason] for r in mine],
+                marker={"size": 12, **marker},
                 hovertemplate=(
                     "trial %{customdata[0]}: lr %{x:.3g}, weight decay %{customdata[1]:.3g}"
-                    f"<br>{metric} %{{marker.color:.4f}}<extra>{name}</extra>"
+                    f"<br>{shown} (%{{customdata[2]}})<extra>{name}</extra>"
                 ),
             )
         )
+
+    fig = go.Figure()
+    valued = [r for r in rows if _finite(r.value)]
+    for i, name in enumerate(sorted({r.initializer for r in valued})):
+        mine = [r for r in valued if r.initializer == name]
+        symbol = _SYMBOLS[i % len(_SYMBOLS)]
+        line = {"width": 1.5, "color": colors[name]}
+        color = [r.value for r in mine]
+        points(
+            mine, name, {"symbol": symbol, "color": color, "coloraxis": "coloraxis", "line": line}
+        )
+    if failed := [r for r in rows if not _finite(r.value)]:
+        grey = {"symbol": "x-thin-open", "color": _GREY, "line": {"width": 2, "color": _GREY}}
+        points(failed, "no value", grey)
     yaxis: dict[str, object] = {"type": "log", "title": "weight decay (L2 lambda)"}
-    if any(r.weight_decay == 0 for r in valued):
+    if any(r.weight_decay == 0 for r in rows):
         top = max(positive, default=floor * 10)
         first, last = math.floor(math.log10(floor)) + 1, math.ceil(math.log10(top))
         ticks = [10.0**d for d in range(first, last + 1)]

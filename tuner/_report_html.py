@@ -44,7 +44,8 @@ SECTIONS: tuple[tuple[str, str, str | None, str], ...] = (
         "lr-weight-decay",
         "Learning rate x weight decay",
         "lr-weight-decay",
-        "Each trial with a value; marker colour is the value, marker shape the initializer.",
+        "One marker per trial: its colour is the value, its shape the initializer; grey "
+        "crosses are trials without a value (failed or diverged).",
     ),
     (
         "importances",
@@ -73,7 +74,7 @@ tbody tr:nth-child(even) { background: #fafbfc; }
 dl.facts { display: grid; grid-template-columns: max-content 1fr; gap: 4px 16px; margin: 0; }
 dl.facts dt { font-weight: 600; } dl.facts dd { margin: 0; font-family: ui-monospace, monospace;
   font-size: 13px; overflow-wrap: anywhere; }
-.plot { width: 100%; min-height: 440px; }
+.plot { width: 100%; }
 """
 
 _RENDER_JS = """
@@ -94,6 +95,13 @@ def _num(value: float | None, digits: int = 4) -> str:
 
 def _sig(value: float | None) -> str:
     return "—" if value is None else f"{value:.3g}"
+
+
+def _init_params(params: Mapping[str, Any]) -> str:
+    """``std=0.00104, mode=fan_in``: an initializer's own parameters, short."""
+    return ", ".join(
+        f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items()
+    )
 
 
 def _compact(value: Any) -> str:
@@ -192,7 +200,7 @@ def _leaderboard(data: ReportData, top: int) -> str:
             r.state,
             r.stop_reason,
             r.initializer,
-            _compact(r.params_json.get("init_params") or {}),
+            _init_params(r.params_json.get("init_params") or {}),
             f"{r.lr:.3g}",
             f"{r.weight_decay:.2g}",
             r.batch_size,

@@ -37,6 +37,7 @@ def test_report_is_an_html_page(client: TestClient) -> None:
     # Rows but no Optuna study behind them: the figures it can draw, sentences for the rest.
     assert page.count('class="plot-data"') == 2  # values per initializer, lr x weight decay
     assert "No diagnostics at initialization were recorded" in page
+    assert page.count('"name":"no value"') == 1  # the failed trial, a grey cross
 
 
 def test_unknown_study_is_404(client: TestClient) -> None:

@@ -184,7 +184,8 @@ def test_value_and_scatter_and_importances(page: str, rows: list[storage.TrialRe
     assert {t["name"] for t in boxes} == inits
     assert sum(len(t["y"]) for t in boxes) == sum(r.state == "complete" for r in rows)
     scatter = figures["lr-weight-decay"]
-    assert {t["name"] for t in scatter["data"]} == inits
+    valued = {r.initializer for r in rows if r.value is not None}
+    assert {t["name"] for t in scatter["data"]} - {"no value"} == valued
     assert sorted(x for t in scatter["data"] for x in t["x"]) == sorted(r.lr for r in rows)
     assert scatter["layout"]["xaxis"]["type"] == "log"
     assert scatter["layout"]["yaxis"]["type"] == "log"
