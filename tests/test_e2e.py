@@ -145,7 +145,7 @@ def test_a_sigkilled_worker_is_replaced_and_no_row_is_lost(server: tuple[str, st
     base, url = server
     spec = _spec("kill", 3, 40, lr=0.05, patience=40)  # long trials: the kill lands mid-trial
     assert httpx.post(f"{base}/v1/studies", json=spec, timeout=60).status_code == 201
-    victim = _worker(url, "kill")
+    victim = _worker(url, "kill", "--population", "1")  # one trial running when killed
 
     (killed_number,) = _wait_for("a trial to report an epoch", _mid_trial(url))[0]
     victim.send_signal(signal.SIGKILL)
@@ -189,7 +189,7 @@ def test_sigterm_hands_the_running_trial_back(server: tuple[str, str]) -> None:
     spec = _spec("term", 2, 400, lr=0.05, patience=400)  # trials far longer than the test
     assert httpx.post(f"{base}/v1/studies", json=spec, timeout=60).status_code == 201
     # flush reports every 0.2 s so the running trial's epochs show in the database
-    first = _worker(url, "term")
+    first = _worker(url, "term", "--population", "1")  # one trial running
     (number,) = _wait_for("a trial to report an epoch", _mid_trial(url))[0]
     first.send_signal(signal.SIGTERM)
     assert first.wait(timeout=60) == 0  # a clean exit, at the next epoch
@@ -207,7 +207,7 @@ def test_cancel_stops_new_trials_and_ends_running_ones(server: tuple[str, str]) 
     base, url = server
     spec = _spec("stop", 5, 400, lr=0.05, patience=400)
     assert httpx.post(f"{base}/v1/studies", json=spec, timeout=60).status_code == 201
-    worker = _worker(url, "stop")
+    worker = _worker(url, "stop", "--population", "1")  # one trial running
     (number,) = _wait_for("a trial to report an epoch", _mid_trial(url))[0]
     assert httpx.post(f"{base}/v1/studies/stop/cancel").status_code == 202
     assert worker.wait(timeout=60) == 0  # the running trial ended; nothing new was claimed

@@ -47,8 +47,14 @@ def run_study(
     observer: RunObserver | None = None,
     heartbeat_interval: float = 10.0,
     grace: float = 60.0,
+    population: int | None = None,
+    fast: bool | None = None,
 ) -> RunSummary:
-    """Run the study in this process until it has ``n_trials`` finished trials."""
+    """Run the study in this process until it has ``n_trials`` finished trials.
+
+    ``population`` trials train together as one stacked model (None/0: as many as fit, 1:
+    one at a time); ``fast`` trains them in bf16/TF32 with fused optimizers (None: on CUDA).
+    """
     target = n_trials if n_trials is not None else spec.budget.n_trials
     if target < 1:
         raise SpecError([SpecIssue(("budget", "n_trials"), f"must be >= 1, got {target}")])
@@ -71,6 +77,8 @@ def run_study(
             studies=(spec.name,),
             exit_when_idle=True,
             deadline=None if timeout is None else _worker._clock() + timeout,
+            population=population,
+            fast=fast,
         )
         worker = Worker(db, config, observer=observer, tasks={spec.name: task})
         ran = worker.run()

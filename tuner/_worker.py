@@ -33,6 +33,13 @@ from tuner._asking import (
 )
 from tuner._data import DataSplit
 from tuner._observer import RunObserver
+from tuner._population import (
+    Member,
+    PopulationConfig,
+    execute_population,
+    largest_batch,
+    population_size,
+)
 from tuner._reporting import EpochReporter, Snapshot
 from tuner._rows import (
     PARAMS_ATTR,
@@ -44,11 +51,11 @@ from tuner._rows import (
     retry_payload,
     worker_id,
 )
-from tuner._search import grid_space, suggest
+from tuner._search import TrialParams, grid_space, suggest
 from tuner._spec import StudySpec, parse_spec
 from tuner._study_options import make_pruner, make_sampler
 from tuner._tasks import Task, build_task
-from tuner._train import EpochStats, StopReason, TrainConfig
+from tuner._train import EpochHook, EpochStats, StopReason, TrainConfig
 from tuner._trial import TrialOutcome, execute_trial, resolve_device
 
 log = logging.getLogger("tuner.worker")
@@ -65,6 +72,8 @@ class WorkerConfig:
     studies: Sequence[str] | None = None  # only these studies; None: any
     exit_when_idle: bool = False  # stop when nothing is claimable or running
     deadline: float | None = None  # time.monotonic() limit of this worker (embedded runs)
+    population: int | None = None  # trials trained as one stack: None/0 auto, 1 off, K
+    fast: bool | None = None  # populations in bf16/TF32 with fused optimizers; None: CUDA only
 
 
 @dataclass
@@ -72,6 +81,23 @@ class _StudyContext:
     spec: StudySpec
     task: Task
     data: DataSplit
+    population: int | None = None  # trials a slot claims at once; None: not decided yet
+
+
+@dataclass
+class _Job:
+    """A claimed run with its Optuna trial asked: what training and recording it need."""
+
+    claim: storage.Claim
+    ctx: _StudyContext
+    study: optuna.Study
+    snapshot: Snapshot
+    params: TrialParams
+    root: int  # the first attempt's trial number: the seeds
+    reporter: EpochReporter
+    config: TrainConfig
+    on_epoch: EpochHook
+    lease: dict[str, bool]
 
 
 class Worker:
@@ -191,7 +217,11 @@ class Worker:
                     return
                 self._stop.wait(self.config.poll_interval)
                 continue
-            self._run(claim)
+            claims = self._claim_more(claim)
+            if len(claims) > 1:
+                self._run_population(claims)
+            else:
+                self._run(claim)
 
     def _idle(self) -> bool:
         studies = self.config.studies
@@ -207,9 +237,99 @@ class Worker:
             self._contexts[name] = _StudyContext(spec, task, task.data.to(self.device))
         return self._contexts[name]
 
+    # -- populations -------------------------------------------------------------------------
+
+    def _population(self, ctx: _StudyContext) -> int:
+        """Trials of this study to claim at once: 1 unless they can train as one stack."""
+        if ctx.population is None:
+            spec, wanted = ctx.spec, self.config.population
+            if wanted == 1 or spec.replicates > 1 or not asks_in_memory(spec):
+                ctx.population = 1  # lockstep replicates, or samplers that ask one by one
+            else:
+                batch = largest_batch(spec.search.batch_size)
+                config = PopulationConfig(size=wanted or None)
+                ctx.population = population_size(ctx.task, batch, self.device, config)
+        return ctx.population
+
+    def _claim_more(self, claim: storage.Claim) -> list[storage.Claim]:
+        """The claim, plus as many more runs of its study as one population takes."""
+        k = self._population(self._context(claim.study_name, claim.spec_json))
+        claims = [claim]
+        if k > 1:
+            try:
+                with self.db.session() as session:  # each claim checks the budget on its own
+                    for _ in range(k - 1):
+                        more = storage.claim_run(
+                            session,
+                            worker=self.name,
+                            device=str(self.device),
+                            studies=[claim.study_name],
+                        )
+                        if more is None:
+                            break
+                        claims.append(more)
+            except storage.StorageError as exc:  # rolled back: train the one claim alone
+                log.warning("claiming a population failed: %s", exc)
+                claims = [claim]
+        return claims
+
+    def _run_population(self, claims: list[storage.Claim]) -> None:
+        """Ask a trial per claim, train them as populations, record each as it ends."""
+        jobs = [self._start(claim) for claim in claims]
+        ctx, finished = jobs[0].ctx, [False] * len(jobs)
+        members = [
+            Member(job.reporter.trial.number, job.params, job.config, job.on_epoch, job.root)
+            for job in jobs
+        ]
+
+        def record(i: int, outcome: TrialOutcome) -> None:
+            finished[i] = True
+            self._finish(jobs[i], outcome)
+
+        try:
+            execute_population(
+                members,
+                task=ctx.task,
+                data=ctx.data,
+                study_seed=ctx.spec.seed,
+                device=self.device,
+                config=PopulationConfig(size=len(jobs), fast=self.config.fast),
+                on_outcome=record,
+            )
+        except BaseException:  # an interrupt: hand back what is still training
+            for job, done in zip(jobs, finished, strict=True):
+                if not done:
+                    job.reporter.flush()
+                    self._hand_back(
+                        job.claim, job.study, job.reporter.trial, job.root, "interrupted"
+                    )
+            raise
+
     # -- one trial ---------------------------------------------------------------------------
 
     def _run(self, claim: storage.Claim) -> None:
+        job = self._start(claim)
+        try:
+            outcome = execute_trial(
+                number=job.reporter.trial.number,
+                params=job.params,
+                task=job.ctx.task,
+                data=job.ctx.data,
+                config=job.config,
+                study_seed=job.ctx.spec.seed,
+                device=self.device,
+                on_epoch=job.on_epoch,
+                seed_number=job.root,
+                replicates=job.ctx.spec.replicates,
+            )
+        except BaseException:  # an interrupt: hand the trial back, then let it propagate
+            job.reporter.flush()
+            self._hand_back(claim, job.study, job.reporter.trial, job.root, "interrupted")
+            raise
+        self._finish(job, outcome)
+
+    def _start(self, claim: storage.Claim) -> _Job:
+        """Ask Optuna for the claim's trial; the hook and configuration to train it with."""
         claimed = time.monotonic()
         ctx = self._context(claim.study_name, claim.spec_json)
         spec = ctx.spec
@@ -278,31 +398,19 @@ class Worker:
             metric=spec.metric,
             direction=spec.resolved_direction,
         )
-        try:
-            outcome = execute_trial(
-                number=trial.number,
-                params=params,
-                task=ctx.task,
-                data=ctx.data,
-                config=config,
-                study_seed=spec.seed,
-                device=self.device,
-                on_epoch=on_epoch,
-                seed_number=root,
-                replicates=spec.replicates,
-            )
-        except BaseException:  # an interrupt: hand the trial back, then let it propagate
-            reporter.flush()
-            self._hand_back(claim, study, trial, root, "interrupted")
-            raise
-        if lease["lost"]:
+        return _Job(claim, ctx, study, snapshot, params, root, reporter, config, on_epoch, lease)
+
+    def _finish(self, job: _Job, outcome: TrialOutcome) -> None:
+        claim, reporter = job.claim, job.reporter
+        if job.lease["lost"]:
             reporter.flush()
             return  # the reaper that took the run records it and schedules the retry
         if outcome.stop_reason == "cancelled" and claim.study_name not in self._cancelled:
             reporter.flush()
-            self._hand_back(claim, study, trial, root, "handed back: the worker was stopped")
+            why = "handed back: the worker was stopped"
+            self._hand_back(claim, job.study, reporter.trial, job.root, why)
             return
-        self._record(claim, spec, study, snapshot, reporter, outcome, root)
+        self._record(claim, job.ctx.spec, job.study, job.snapshot, reporter, outcome, job.root)
 
     def _study(self, name: str, spec: StudySpec) -> tuple[optuna.Study, Snapshot, int]:
         """This slot's Study for ``name``, the snapshot pruners and samplers read, its id.

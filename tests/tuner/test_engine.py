@@ -148,7 +148,11 @@ def test_an_exception_in_a_trial_is_a_failed_row_and_the_run_goes_on(
 
     summary = run_study(spec, database_url=database_url, observer=Boom())
     assert summary.finished == 2
-    failed, retry, other = _rows(database_url, "err")
+    rows = _rows(database_url, "err")  # trial 1 may run beside trial 0 (a population)
+    failed = next(r for r in rows if r.state == "fail")
+    retry, other = sorted(
+        (r for r in rows if r is not failed), key=lambda r: r.params_json != failed.params_json
+    )
     assert (failed.state, failed.stop_reason, failed.value) == ("fail", "error", None)
     assert failed.error is not None and message in failed.error and "retrying" in failed.error
     # the retry runs the same configuration with the same seeds
@@ -178,7 +182,8 @@ def test_timeout_stops_the_run_and_leaves_it_resumable(
         def epoch_finished(self, number: int, stats: EpochStats) -> None:
             monkeypatch.setattr(_worker, "_clock", lambda: float("inf"))
 
-    summary = run_study(spec, database_url=database_url, observer=Expire())
+    # one trial at a time (population=1): the limit ends the one running trial
+    summary = run_study(spec, database_url=database_url, observer=Expire(), population=1)
     assert (summary.ran, summary.timed_out, summary.complete) == (1, True, False)
     (row,) = _rows(database_url, "tmo")
     assert (row.stop_reason, row.epochs_run, row.state) == ("timeout", 1, "complete")
@@ -193,8 +198,8 @@ def test_an_interrupt_records_the_running_trial_then_propagates(database_url: st
         def epoch_finished(self, number: int, stats: EpochStats) -> None:
             raise KeyboardInterrupt
 
-    with pytest.raises(KeyboardInterrupt):
-        run_study(_spec("int"), database_url=database_url, observer=CtrlC())
+    with pytest.raises(KeyboardInterrupt):  # one trial at a time: one is running
+        run_study(_spec("int"), database_url=database_url, observer=CtrlC(), population=1)
     (row,) = _rows(database_url, "int")
     assert (row.state, row.stop_reason, row.error) == ("fail", "error", "interrupted")
     assert _study(database_url, "int").trials[0].state == optuna.trial.TrialState.FAIL

@@ -25,6 +25,21 @@ DatabaseUrl = Annotated[
         show_default=False,
     ),
 ]
+Population = Annotated[
+    int,
+    typer.Option(
+        min=0, help="trials trained together as one stacked model: 0 auto (memory), 1 off, K"
+    ),
+]
+FastMath = Annotated[
+    bool | None,
+    typer.Option(
+        "--fast/--exact",
+        help="populations in bf16/TF32 with fused optimizers, or exactly as single trials "
+        "[default: fast on CUDA, exact on CPU]",
+        show_default=False,
+    ),
+]
 
 
 def fmt(value: float | None) -> str:

@@ -14,7 +14,7 @@ from tuner._engine import run_study
 from tuner._observer import RunObserver
 from tuner._spec import load_spec
 from tuner._train import EpochStats
-from tuner.cli._common import DatabaseUrl, app, console
+from tuner.cli._common import DatabaseUrl, FastMath, Population, app, console
 from tuner.cli._common import fmt as _fmt
 from tuner.cli._remote import ServiceToken, ServiceUrl, one_source
 from tuner.cli._tables import progress_bar, show_leaderboard
@@ -79,6 +79,8 @@ def run(
     ] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:1, ...")] = "auto",
     top: Annotated[int, typer.Option(min=1, help="rows in the leaderboard")] = 10,
+    population: Population = 0,
+    fast: FastMath = None,
 ) -> None:
     """Create or resume a study and run it here (embedded worker), then print the leaderboard."""
     spec = load_spec(spec_file)
@@ -86,7 +88,13 @@ def run(
     with progress_bar() as progress:
         observer = _ProgressObserver(progress, spec.budget.max_epochs, spec.resolved_direction)
         summary = run_study(
-            spec, database_url=url, n_trials=n_trials, device=device, observer=observer
+            spec,
+            database_url=url,
+            n_trials=n_trials,
+            device=device,
+            observer=observer,
+            population=population,
+            fast=fast,
         )
     if summary.ran == 0 and summary.complete:
         console.print(

@@ -9,7 +9,7 @@ import typer
 import storage
 from tuner._observer import RunObserver
 from tuner._worker import Worker, WorkerConfig
-from tuner.cli._common import DatabaseUrl, app, err
+from tuner.cli._common import DatabaseUrl, FastMath, Population, app, err
 from tuner.cli._common import fmt as _fmt
 
 
@@ -29,6 +29,8 @@ def worker(
     exit_when_idle: Annotated[
         bool, typer.Option(help="stop once nothing is left to claim or running")
     ] = False,
+    population: Population = 0,
+    fast: FastMath = None,
 ) -> None:
     """Join a database and run trials of any study with budget left, until stopped.
 
@@ -48,6 +50,8 @@ def worker(
         poll_interval=min(2.0, heartbeat_interval),
         studies=tuple(study) if study else None,
         exit_when_idle=exit_when_idle,
+        population=population,
+        fast=fast,
     )
     runner = Worker(db, config, observer=_LogObserver())
     for sig in (signal.SIGTERM, signal.SIGINT):
