@@ -149,6 +149,9 @@ def ask_in_memory(
     return asked, params
 
 
+_STATELESS_SAMPLERS = (optuna.samplers.RandomSampler, optuna.samplers.TPESampler)
+
+
 def tell_in_session(
     session: Session,
     study: optuna.Study,
@@ -181,11 +184,22 @@ def tell_in_session(
         params=trial.params,
         distributions=trial.distributions,
         user_attrs={},
-        system_attrs={},
+        # Samplers that keep state in a trial (grid_id, CMA-ES generations) read it back
+        # from finished trials; random and TPE keep none, so they skip the read.
+        system_attrs={}
+        if isinstance(study.sampler, _STATELESS_SAMPLERS)
+        else study._storage.get_trial_system_attrs(trial.trial_id),
         intermediate_values=reports,
         trial_id=trial.trial_id,
     )
-    study.sampler.after_trial(study, running, state, None if value is None else [value])
+    # GridSampler calls study.stop() once its grid is walked, which raises outside
+    # optimize(); here the study's budget, not the sampler, decides when the study ends.
+    local = study._thread_local
+    in_loop, local.in_optimize_loop = local.in_optimize_loop, True
+    try:
+        study.sampler.after_trial(study, running, state, None if value is None else [value])
+    finally:
+        local.in_optimize_loop = in_loop
     pending = reporter.take_pending()
     if not storage.finish_optuna_trial(session, trial.trial_id, state, value, pending):
         return None

@@ -333,11 +333,10 @@ class Worker:
         claimed = time.monotonic()
         ctx = self._context(claim.study_name, claim.spec_json)
         spec = ctx.spec
-        # Distinct sampler seeds per claim: workers sharing one history must not all propose
-        # the same start-up points. QMC keeps one seed: it walks one low-discrepancy sequence.
-        seed = spec.seed if spec.sampler.name == "qmc" else spec.seed * 1_000_003 + claim.seq
         study, snapshot, study_id = self._study(claim.study_name, spec)
-        study.sampler = make_sampler(spec.sampler, seed=seed, grid=grid_space(spec.search))
+        study.sampler = make_sampler(
+            spec.sampler, seed=spec.seed, grid=grid_space(spec.search), stream=claim.seq
+        )
         meta = {
             "worker": self.name,
             "device": str(self.device),

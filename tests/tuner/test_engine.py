@@ -309,3 +309,29 @@ def test_plugin_spec_checked_against_the_built_model_before_writing(tmp_path: An
     with pytest.raises(SpecError, match=r"search\.initializer\[0\]"):
         run_study(spec, database_url=url)
     assert not (tmp_path / "p.db").exists()
+
+
+def test_grid_walks_every_point_once_and_ends(tmp_path: Any) -> None:
+    """Every claim's GridSampler shuffles the grid alike, and a walked grid ends the study."""
+    url = f"sqlite:///{tmp_path / 'grid.db'}"
+    inits = ["xavier_normal", "kaiming_normal", "orthogonal"]
+    spec = _spec(
+        "grid",
+        search={"initializer": inits, "lr": 0.05, "batch_size": [64, 128], "patience": 1},
+        budget={"n_trials": 6, "max_epochs": 1},
+        sampler="grid",
+    )
+    summary = run_study(spec, database_url=url, device="cpu")
+    assert summary.complete and summary.finished == 6
+    points = {(t.params["initializer"], t.params["batch_size"]) for t in _study(url, "grid").trials}
+    assert len(points) == 6
+
+
+def test_an_explicit_sampler_seed_still_varies_the_trials(tmp_path: Any) -> None:
+    url = f"sqlite:///{tmp_path / 'seeded.db'}"
+    spec = _spec(
+        "seeded", sampler={"name": "random", "seed": 0}, budget={"n_trials": 4, "max_epochs": 1}
+    )
+    run_study(spec, database_url=url, device="cpu")
+    lrs = {t.params["lr"] for t in _study(url, "seeded").trials}
+    assert len(lrs) == 4
