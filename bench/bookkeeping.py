@@ -8,9 +8,9 @@ function that reports 20 synthetic epochs. The peer is a plain Optuna study on t
 same server, same 5 parameters and 20 reports + should_prune, one trial at a time.
 
 A trial's time is the time between its end and the previous trial's end (the first is
-counted from the start), on both sides: claim and ask included. Beside the times, the SQL
-statements and commits per trial (round trips and WAL flushes, which do not depend on how
-busy the machine is).
+counted from the start), on both sides: claim and ask included. Beside the times, the CPU
+time of this process per trial, and the SQL statements and commits per trial (round trips
+and WAL flushes; they do not depend on how busy the machine is).
 
     python bench/bookkeeping.py --trials 200
 
@@ -124,14 +124,21 @@ def spec(name: str, n_trials: int) -> tuner.StudySpec:
     )
 
 
-def figures(ends: list[float], start: float, counter: SqlCounter) -> dict[str, float]:
-    """Per-trial times (between consecutive trial ends) and SQL per trial."""
-    times = sorted(1000 * (b - a) for a, b in zip([start, *ends], ends, strict=False))
+def figures(ends: list[tuple[float, float]], start: float, counter: SqlCounter) -> dict[str, float]:
+    """Per-trial times (between consecutive trial ends), CPU and SQL per trial.
+
+    ``ends`` holds (wall, CPU) clock readings at each trial's end; CPU per trial is counted
+    from the first trial's end, past the one-time start (imports, the task's data).
+    """
+    walls = [wall for wall, _ in ends]
+    times = sorted(1000 * (b - a) for a, b in zip([start, *walls], walls, strict=False))
     n = len(times)
+    cpu_s = (ends[-1][1] - ends[0][1]) / max(1, n - 1)
     return {
         "per_trial_ms_median": round(statistics.median(times), 2),
         "per_trial_ms_mean": round(statistics.fmean(times), 2),
         "per_trial_ms_p95": round(times[int(0.95 * n)], 2),
+        "cpu_ms_per_trial": round(1000 * cpu_s, 2),  # this process's, all its threads
         "statements_per_trial": round(counter.statements / n, 2),
         "commits_per_trial": round(counter.commits / n, 2),
     }
@@ -142,14 +149,18 @@ def bench_worker(url: str, n_trials: int, counter: SqlCounter) -> dict[str, floa
     db.upgrade()
     tuner.submit_study(db, spec("bk", n_trials))
     _worker.execute_trial = trivial_trial
-    ends: list[float] = []
+    ends: list[tuple[float, float]] = []
 
     class Clock(tuner.RunObserver):
         def trial_finished(self, row: storage.TrialResultData) -> None:
-            ends.append(time.perf_counter())
+            ends.append((time.perf_counter(), time.process_time()))
 
-    config = tuner.WorkerConfig(
-        device="cpu", heartbeat_interval=1.0, studies=("bk",), exit_when_idle=True
+    config = tuner.WorkerConfig(  # one trial at a time (no population): the trivial objective
+        device="cpu",
+        heartbeat_interval=1.0,
+        studies=("bk",),
+        exit_when_idle=True,
+        population=1,
     )
     worker = tuner.Worker(db, config, observer=Clock())
     counter.on, start = True, time.perf_counter()
@@ -166,7 +177,7 @@ def bench_optuna(url: str, n_trials: int, counter: SqlCounter) -> dict[str, floa
         sampler=optuna.samplers.RandomSampler(seed=0),
         pruner=optuna.pruners.MedianPruner(),
     )
-    ends: list[float] = []
+    ends: list[tuple[float, float]] = []
 
     def objective(trial: optuna.Trial) -> float:
         trial.suggest_categorical("initializer", ["xavier_uniform", "kaiming_normal", "lsuv"])
@@ -183,7 +194,7 @@ def bench_optuna(url: str, n_trials: int, counter: SqlCounter) -> dict[str, floa
         return best
 
     def clock(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        ends.append(time.perf_counter())
+        ends.append((time.perf_counter(), time.process_time()))
 
     counter.on, start = True, time.perf_counter()
     study.optimize(objective, n_trials=n_trials, callbacks=[clock])

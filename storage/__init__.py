@@ -7,6 +7,7 @@ This package never imports torch, ``tuner`` or ``api``.
 
 from __future__ import annotations
 
+from storage._claims import Claim, claim_run
 from storage._database import (
     DATABASE_URL_ENV,
     DEFAULT_DATABASE_URL,
@@ -60,10 +61,8 @@ from storage._results import (
     upsert_trial_result,
 )
 from storage._runs import (
-    Claim,
     LostRun,
     cancel_pending_runs,
-    claim_run,
     complete_study_if_done,
     count_runs_by_state,
     finish_run,

@@ -11,6 +11,7 @@ run row, and finished with its results row, in one commit.
 from __future__ import annotations
 
 import datetime
+import functools
 import json
 from collections.abc import Mapping
 from typing import Any, cast
@@ -37,6 +38,30 @@ _PARAMS = TrialParamModel.__table__
 _USER_ATTRS = TrialUserAttributeModel.__table__
 _VALUES = TrialValueModel.__table__
 _INTERMEDIATE = TrialIntermediateValueModel.__table__
+# Built once, with bound parameters (building a statement costs more than running it).
+_LOCK_STUDY = (
+    sa.select(_STUDIES.c.study_id)
+    .where(_STUDIES.c.study_id == sa.bindparam("sid"))
+    .with_for_update()
+)
+_EARLIER = (
+    sa.select(sa.func.count()).select_from(_TRIALS).where(_TRIALS.c.study_id == sa.bindparam("sid"))
+)
+_NEW_TRIAL = (
+    sa.insert(_TRIALS)
+    .values(
+        number=_EARLIER.scalar_subquery(),
+        study_id=sa.bindparam("sid"),
+        state=TrialState.RUNNING,
+        datetime_start=sa.bindparam("now"),
+    )
+    .returning(_TRIALS.c.trial_id, _TRIALS.c.number)
+)
+_END_TRIAL = (
+    sa.update(_TRIALS)
+    .where(_TRIALS.c.trial_id == sa.bindparam("tid"), _TRIALS.c.state == TrialState.RUNNING)
+    .values(state=sa.bindparam("to"), datetime_complete=sa.bindparam("now"))
+)
 
 
 def _utcnow() -> datetime.datetime:
@@ -57,22 +82,9 @@ def create_optuna_trial(
     As Optuna's ``create_new_trial`` does, the study's row is locked first, so the number (the
     count of the study's earlier trials) is unique; then three inserts.
     """
-    locked = session.execute(
-        sa.select(_STUDIES.c.study_id).where(_STUDIES.c.study_id == study_id).with_for_update()
-    ).first()
-    if locked is None:
+    if session.execute(_LOCK_STUDY, {"sid": study_id}).first() is None:
         raise StorageError(f"no Optuna study with id {study_id}")
-    earlier = sa.select(sa.func.count()).select_from(_TRIALS).where(_TRIALS.c.study_id == study_id)
-    row = session.execute(
-        sa.insert(_TRIALS)
-        .values(
-            number=earlier.scalar_subquery(),
-            study_id=study_id,
-            state=TrialState.RUNNING,
-            datetime_start=_utcnow(),
-        )
-        .returning(_TRIALS.c.trial_id, _TRIALS.c.number)
-    ).one()
+    row = session.execute(_NEW_TRIAL, {"sid": study_id, "now": _utcnow()}).one()
     trial_id, number = int(row[0]), int(row[1])
     if params:
         session.execute(
@@ -111,18 +123,13 @@ def finish_optuna_trial(
     ``value`` is what Optuna records (for a pruned trial, tell's caller passes its last
     intermediate value). False, and nothing written, if the trial is no longer running.
     """
-    ended = session.execute(
-        sa.update(_TRIALS)
-        .where(_TRIALS.c.trial_id == trial_id, _TRIALS.c.state == TrialState.RUNNING)
-        .values(state=state, datetime_complete=_utcnow())
-    )
+    ended = session.execute(_END_TRIAL, {"tid": trial_id, "to": state, "now": _utcnow()})
     if cast("sa.CursorResult[Any]", ended).rowcount != 1:
         return False
     if value is not None:
         stored, kind = TrialValueModel.value_to_stored_repr(value)
-        session.execute(
-            sa.insert(_VALUES).values(trial_id=trial_id, objective=0, value=stored, value_type=kind)
-        )
+        row = {"trial_id": trial_id, "objective": 0, "value": stored, "value_type": kind}
+        session.execute(sa.insert(_VALUES), row)
     write_intermediate_values(session, trial_id, intermediate_values)
     return True
 
@@ -152,8 +159,11 @@ def write_intermediate_values(session: Session, trial_id: int, values: Mapping[i
         )
         session.execute(sa.insert(_INTERMEDIATE), rows)
         return
+    session.execute(_upsert_intermediate(dialect), rows)
+
+
+@functools.cache
+def _upsert_intermediate(dialect: str) -> Any:
     insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(_INTERMEDIATE)
-    replace = {name: insert.excluded[name] for name in rows[0] if name not in ("trial_id", "step")}
-    session.execute(
-        insert.values(rows).on_conflict_do_update(index_elements=["trial_id", "step"], set_=replace)
-    )
+    replace = {c: insert.excluded[c] for c in ("intermediate_value", "intermediate_value_type")}
+    return insert.on_conflict_do_update(index_elements=["trial_id", "step"], set_=replace)

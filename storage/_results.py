@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import functools
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -162,13 +163,7 @@ def _upsert_row(session: Session, data: TrialResultData) -> None:
     row = data.to_row()
     dialect = session.get_bind().dialect.name
     if dialect in ("postgresql", "sqlite"):
-        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        stmt = insert(TrialResult).values(**row)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=list(_KEY_COLUMNS),
-            set_={name: stmt.excluded[name] for name in row if name not in _KEY_COLUMNS},
-        )
-        session.execute(stmt)
+        session.execute(_upsert(dialect, tuple(row)), row)
         return
     # Other backends: read-modify-write (the unique constraint still guards duplicates).
     existing = session.scalar(
@@ -183,6 +178,15 @@ def _upsert_row(session: Session, data: TrialResultData) -> None:
         for name, value in row.items():
             setattr(existing, name, value)
     session.flush()
+
+
+@functools.cache
+def _upsert(dialect: str, columns: tuple[str, ...]) -> Any:
+    """INSERT ... ON CONFLICT (study_name, trial_number) DO UPDATE, built once per column set."""
+    table = cast(sa.Table, TrialResult.__table__)
+    insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+    replace = {name: insert.excluded[name] for name in columns if name not in _KEY_COLUMNS}
+    return insert.on_conflict_do_update(index_elements=list(_KEY_COLUMNS), set_=replace)
 
 
 @translate_errors

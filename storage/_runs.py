@@ -1,4 +1,4 @@
-"""Trial runs: atomic claims against a study's budget, heartbeats, leases and retries.
+"""Trial runs: heartbeats, leases, their end, and retries (claims: ``storage._claims``).
 
 Every state change here is one conditional UPDATE, so whichever of two racing writers
 (two workers claiming, or a worker finishing while a reaper declares it lost) gets
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from typing import Any, cast
 
 import sqlalchemy as sa
@@ -20,20 +20,6 @@ from storage._errors import translate_errors
 from storage._models import StudyRecord, TrialRun, WorkerRecord, utcnow
 
 ACTIVE = ("queued", "running")
-
-
-@dataclasses.dataclass(frozen=True)
-class Claim:
-    """A run a worker now owns: a new trial of a study, or a retry of a failed one."""
-
-    run_id: int
-    study_name: str
-    spec_json: dict[str, Any]
-    created_at: datetime.datetime  # the study's
-    attempt: int
-    retry_of: int | None  # the first attempt's trial number, for a retry
-    params_json: dict[str, Any] | None  # a retry's parameters
-    seq: int  # the study's claim counter after this claim (1-based); distinct per new trial
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,132 +38,42 @@ def _rowcount(result: sa.Result[Any]) -> int:
     return cast("sa.CursorResult[Any]", result).rowcount
 
 
-def _claim_retry(
-    session: Session, worker: str, device: str, studies: Sequence[str] | None
-) -> Claim | None:
-    active = sa.select(StudyRecord.name).where(StudyRecord.status.in_(ACTIVE))
-    if studies is not None:
-        active = active.where(StudyRecord.name.in_(studies))
-    pick = (
-        sa.select(TrialRun.id)
-        .where(TrialRun.state == "pending", TrialRun.study_name.in_(active))
-        .order_by(TrialRun.id)
-        .limit(1)
-    )
-    if session.get_bind().dialect.name == "postgresql":
-        pick = pick.with_for_update(skip_locked=True)
-    row = session.execute(
-        sa.update(TrialRun)
-        .where(TrialRun.id == pick.scalar_subquery(), TrialRun.state == "pending")
-        .values(state="running", worker=worker, device=device, heartbeat_at=utcnow())
-        .returning(
-            TrialRun.id,
-            TrialRun.study_name,
-            TrialRun.attempt,
-            TrialRun.retry_of,
-            TrialRun.params_json,
-        )
-    ).first()
-    if row is None:
-        return None
-    study = session.execute(
-        sa.select(StudyRecord.spec_json, StudyRecord.created_at, StudyRecord.n_claimed).where(
-            StudyRecord.name == row.study_name
-        )
-    ).one()
-    return Claim(
-        row.id,
-        row.study_name,
-        study.spec_json,
-        study.created_at,
-        row.attempt,
-        row.retry_of,
-        row.params_json,
-        study.n_claimed,
-    )
-
-
-def _claim_new(
-    session: Session, worker: str, device: str, studies: Sequence[str] | None
-) -> Claim | None:
-    pick = sa.select(StudyRecord.id).where(
-        StudyRecord.status.in_(ACTIVE), StudyRecord.n_claimed < StudyRecord.n_trials
-    )
-    if studies is not None:
-        pick = pick.where(StudyRecord.name.in_(studies))
-    pick = pick.order_by(StudyRecord.created_at, StudyRecord.id).limit(1)
-    # The budget test sits in the UPDATE itself: PostgreSQL re-checks it on the locked row,
-    # so of N racing claimers for the last slot exactly one gets a row back.
-    row = session.execute(
-        sa.update(StudyRecord)
-        .where(
-            StudyRecord.id == pick.scalar_subquery(),
-            StudyRecord.n_claimed < StudyRecord.n_trials,
-            StudyRecord.status.in_(ACTIVE),
-        )
-        .values(n_claimed=StudyRecord.n_claimed + 1, status="running", updated_at=utcnow())
-        .returning(
-            StudyRecord.name, StudyRecord.spec_json, StudyRecord.created_at, StudyRecord.n_claimed
-        )
-    ).first()
-    if row is None:
-        return None
-    run = TrialRun(
-        study_name=row.name,
-        attempt=0,
-        state="running",
-        worker=worker,
-        device=device,
-        heartbeat_at=utcnow(),
-    )
-    session.add(run)
-    session.flush()
-    return Claim(run.id, row.name, row.spec_json, row.created_at, 0, None, None, row.n_claimed)
-
-
-@translate_errors
-def claim_run(
-    session: Session, *, worker: str, device: str, studies: Sequence[str] | None = None
-) -> Claim | None:
-    """Claim a waiting retry, else a new trial of the oldest active study with budget left.
-
-    ``studies`` limits the claim to those study names. None when there is nothing to do.
-    """
-    for _ in range(3):  # a lost race on one study may leave budget on another
-        claim = _claim_retry(session, worker, device, studies) or _claim_new(
-            session, worker, device, studies
-        )
-        if claim is not None:
-            return claim
-        if not _claimable(session, studies):
-            return None
-    return None
-
-
-def _claimable(session: Session, studies: Sequence[str] | None) -> bool:
-    stmt = sa.select(sa.func.count(StudyRecord.id)).where(
-        StudyRecord.status.in_(ACTIVE), StudyRecord.n_claimed < StudyRecord.n_trials
-    )
-    if studies is not None:
-        stmt = stmt.where(StudyRecord.name.in_(studies))
-    return bool(session.scalar(stmt))
+# The statements every trial runs are built once, on the tables, with bound parameters:
+# building an ORM statement costs more than the round trip it makes.
+_RUNS, _STUDIES = cast(sa.Table, TrialRun.__table__), cast(sa.Table, StudyRecord.__table__)
+_SET_RUN_TRIAL = (
+    sa.update(_RUNS).where(_RUNS.c.id == sa.bindparam("run")).values(trial_number=sa.bindparam("n"))
+)
+_FINISH_RUN = (
+    sa.update(_RUNS)
+    .where(_RUNS.c.id == sa.bindparam("run"), _RUNS.c.state == "running")
+    .values(state=sa.bindparam("to"), finished_at=sa.bindparam("now"))
+)
+_LOCK_STUDY = (
+    sa.update(_STUDIES)
+    .where(_STUDIES.c.name == sa.bindparam("study"))
+    .values(updated_at=sa.bindparam("now"))
+)
+_DONE_RUNS = sa.select(sa.func.count(_RUNS.c.id)).where(
+    _RUNS.c.study_name == sa.bindparam("study"), _RUNS.c.state == "done"
+)
+_COMPLETE_STUDY = (
+    sa.update(_STUDIES)
+    .where(_STUDIES.c.name == sa.bindparam("study"), _STUDIES.c.status == "running")
+    .where(_STUDIES.c.n_trials <= _DONE_RUNS.scalar_subquery())
+    .values(status="completed", updated_at=sa.bindparam("now"))
+)
 
 
 @translate_errors
 def set_run_trial(session: Session, run_id: int, trial_number: int) -> None:
-    session.execute(
-        sa.update(TrialRun).where(TrialRun.id == run_id).values(trial_number=trial_number)
-    )
+    session.execute(_SET_RUN_TRIAL, {"run": run_id, "n": trial_number})
 
 
 @translate_errors
 def finish_run(session: Session, run_id: int, state: str = "done") -> bool:
     """End a run we own; False if it is no longer ours (a reaper declared it lost)."""
-    result = session.execute(
-        sa.update(TrialRun)
-        .where(TrialRun.id == run_id, TrialRun.state == "running")
-        .values(state=state, finished_at=utcnow())
-    )
+    result = session.execute(_FINISH_RUN, {"run": run_id, "to": state, "now": utcnow()})
     return _rowcount(result) == 1
 
 
@@ -196,9 +92,7 @@ def lock_study(session: Session, name: str) -> None:
 
     A write, not SELECT FOR UPDATE: it is also what makes SQLite take its lock up front.
     """
-    session.execute(
-        sa.update(StudyRecord).where(StudyRecord.name == name).values(updated_at=utcnow())
-    )
+    session.execute(_LOCK_STUDY, {"study": name, "now": utcnow()})
 
 
 @translate_errors
@@ -296,17 +190,7 @@ def queue_retry(
 @translate_errors
 def complete_study_if_done(session: Session, name: str) -> bool:
     """Mark a running study completed once it has n_trials runs done."""
-    done = (
-        sa.select(sa.func.count(TrialRun.id))
-        .where(TrialRun.study_name == name, TrialRun.state == "done")
-        .scalar_subquery()
-    )
-    result = session.execute(
-        sa.update(StudyRecord)
-        .where(StudyRecord.name == name, StudyRecord.status == "running")
-        .where(StudyRecord.n_trials <= done)
-        .values(status="completed", updated_at=utcnow())
-    )
+    result = session.execute(_COMPLETE_STUDY, {"study": name, "now": utcnow()})
     return _rowcount(result) == 1
 
 
