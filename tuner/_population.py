@@ -215,8 +215,8 @@ def execute_population(
     """Train these trials of ``task``, fused where they can be; outcomes in input order.
 
     Members are grouped by what one stack must share (:func:`fusable_key`), each group cut to
-    :func:`population_size`. A group of one, or a model that cannot be stacked, trains
-    through :func:`execute_trial`. Like it, nothing raises for a trial's own failure.
+    :func:`population_size`. A model that cannot be stacked (or ``size=1``) trains through
+    :func:`execute_trial`. Like it, nothing raises for a trial's own failure.
     ``on_outcome(i, outcome)`` hears of member ``i`` as soon as it has left its population.
     """
     config = config or PopulationConfig()
@@ -231,7 +231,7 @@ def execute_population(
                 on_outcome(group[i], outcome)
 
         chosen = [members[i] for i in group]
-        if len(chosen) > 1:
+        if limits[keys[group[0]]] > 1:  # stackable: even alone, the stacked loop is no slower
             _population(
                 chosen,
                 emit,

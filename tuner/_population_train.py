@@ -104,6 +104,8 @@ def train_stack(
     n, device, rows = len(x), x.device, x.reshape(len(x), -1)
     first = runs[0].member.config
     bf16 = fast and bf16_matmuls(device)
+    if bf16:  # cast the inputs once, not every batch (the model's first matmul would)
+        rows = rows.to(torch.bfloat16)
     opt = StackedOptimizer(
         first.optimizer,
         lrs=[r.member.config.lr for r in runs],

@@ -262,7 +262,7 @@ def test_mixed_batch_sizes_train_in_separate_populations_with_the_single_run_res
     )
     sizes = [p.manifest.get("population", {}).get("size") for p in pops]
     # batch 32: three members, cut to populations of 2 and 1; 64 alone; 128: a pair
-    assert sizes == [2, None, 2, None, 2, 2]
+    assert sizes == [2, 1, 2, 1, 2, 2]
     for pop, single in zip(pops, _singles(members, task), strict=True):
         _same_outcome(pop, single)
 

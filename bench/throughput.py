@@ -1,0 +1,223 @@
+"""Trials per minute of a real study against plain Optuna, same workload, same device.
+
+The workload is the peer's (``../shared/bench/baseline_optuna_loop.py``): MNIST-5k (4,000
+train / 1,000 validation rows), an MLP 784-256-256-10 with ReLU, SGD with momentum 0.9, and
+the five dimensions (7 initializers, lr 1e-4..1 log, L2 lambda 1e-6..1e-1 log, batch size
+32/64/128/256, patience 2..10), TPE, no pruner, the same trials and max epochs.
+The project runs through its product path: a study spec run by ``tuner.run_study`` (the
+embedded worker, SQLite in a temporary folder), with population training on or off.
+The peer runs as a subprocess of this script. Both sides time their study only (data
+loading excluded). The project's achieved FLOP/s counts the model FLOPs it executed
+(forward and backward of every training epoch, forward of every validation pass, from the
+epochs recorded in its results rows) over its wall time; the peak is the best of 5 square
+matmuls (4096, fp32; bf16 too when fast mode multiplies in bf16) on the device. Timings on
+a shared machine drift: ``--repeat N`` alternates who runs first and reports medians.
+
+    python bench/throughput.py --trials 20 --max-epochs 20
+    python bench/throughput.py --trials 20 --max-epochs 20 --fast
+    python bench/throughput.py --trials 20 --max-epochs 20 --sweep-k 1,2,4,8
+
+Prints the command line and one JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import optuna
+import torch
+
+import storage
+import tuner
+from tuner._population_train import bf16_matmuls
+
+PEER = Path(__file__).resolve().parents[2] / "shared/bench/baseline_optuna_loop.py"
+LAYERS = [784, 256, 256, 10]
+N_TRAIN, N_VAL = 4000, 1000
+
+
+def spec(name: str, trials: int, max_epochs: int, seed: int) -> tuner.StudySpec:
+    return tuner.parse_spec(
+        {
+            "name": name,
+            "task": {"model": "mlp", "hidden": LAYERS[1:-1], "dataset": "mnist-5k"},
+            "metric": "val_accuracy",
+            "search": {  # the peer's choices: gain 1 for xavier, relu gains for the rest
+                "initializer": [
+                    {"name": "xavier_uniform", "gain": 1.0},
+                    {"name": "xavier_normal", "gain": 1.0},
+                    "kaiming_uniform",
+                    "kaiming_normal",
+                    "orthogonal",
+                    {"name": "normal", "std": 0.01},
+                    {"name": "normal", "std": 1.0},
+                ],
+                "lr": {"low": 1e-4, "high": 1.0, "log": True},
+                "weight_decay": {"low": 1e-6, "high": 1e-1, "log": True},
+                "batch_size": [32, 64, 128, 256],
+                "patience": {"low": 2, "high": 10},
+            },
+            "budget": {"n_trials": trials, "max_epochs": max_epochs},
+            "sampler": "tpe",
+            "pruner": "none",
+            "seed": seed,
+        }
+    )
+
+
+def epoch_flops() -> float:
+    """Model FLOPs of one epoch: forward+backward over the train rows, forward over val."""
+    forward = sum(2 * a * b for a, b in itertools.pairwise(LAYERS))
+    first_input_grad = 2 * LAYERS[0] * LAYERS[1]  # the input needs no gradient
+    return N_TRAIN * (3 * forward - first_input_grad) + N_VAL * forward
+
+
+def peak_flops(device: torch.device, dtype: torch.dtype) -> float:
+    n = 4096
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
+    best = float("inf")
+    for _ in range(6):  # the first is a warm-up
+        t = time.perf_counter()
+        (a @ b).sum().item()
+        best = min(best, time.perf_counter() - t)
+    return 2 * n**3 / best
+
+
+def run_project(args: argparse.Namespace, population: int) -> dict[str, Any]:
+    name = f"throughput-{uuid.uuid4().hex[:8]}"
+    with tempfile.TemporaryDirectory() as folder:
+        url = f"sqlite:///{folder}/bench.db"
+        t0 = time.perf_counter()
+        tuner.run_study(
+            spec(name, args.trials, args.max_epochs, args.seed),
+            database_url=url,
+            device=args.device,
+            population=population,
+            fast=args.fast,
+        )
+        wall = time.perf_counter() - t0
+        db = storage.Database(url)
+        try:
+            with db.session() as session:
+                rows = storage.list_trial_results(session, name, order_by="trial_number")
+                figures = [(r.state, r.value, r.epochs_run, r.stop_reason) for r in rows]
+        finally:
+            db.dispose()
+    values = [v for state, v, _, _ in figures if state == "complete" and v is not None]
+    epochs = sum(e for _, _, e, _ in figures)
+    return {
+        "trials": len(figures),
+        "wall_s": round(wall, 2),
+        "trials_per_min": round(60 * len(figures) / wall, 2),
+        "epochs_total": epochs,
+        "samples_per_s": round(epochs * N_TRAIN / wall, 1),
+        "best_val_acc": round(max(values), 4) if values else None,
+        "stop_reasons": {r: sum(1 for *_, s in figures if s == r) for _, _, _, r in figures},
+        "flops_per_s": epochs * epoch_flops() / wall,
+    }
+
+
+def run_peer(args: argparse.Namespace) -> dict[str, Any]:
+    command = [sys.executable, str(args.peer), "--trials", str(args.trials)]
+    command += ["--max-epochs", str(args.max_epochs), "--device", args.device]
+    command += ["--seed", str(args.seed)]
+    env = dict(os.environ)
+    if args.threads:
+        env["OMP_NUM_THREADS"] = str(args.threads)
+    done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+    if done.returncode != 0:
+        sys.exit(f"the peer failed ({done.returncode}): {done.stderr.strip()[-2000:]}")
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    result.pop("best_params", None)
+    result["flops_per_s"] = result["epochs_total"] * epoch_flops() / result["wall_s"]
+    return result
+
+
+def median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The run with the median trials/min, with every run's figure beside it."""
+    middle = sorted(runs, key=lambda r: r["trials_per_min"])[(len(runs) - 1) // 2]
+    return {**middle, "trials_per_min_runs": [r["trials_per_min"] for r in runs]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=20)
+    parser.add_argument("--max-epochs", type=int, default=20)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--population", type=int, default=0, help="K; 0: auto, 1: off")
+    parser.add_argument("--fast", action="store_true", help="population fast mode")
+    parser.add_argument("--sweep-k", default=None, help="e.g. 1,2,4,8: the project per K")
+    parser.add_argument("--threads", type=int, default=None, help="intra-op threads, both")
+    parser.add_argument("--repeat", type=int, default=1, help="alternate runs; medians")
+    parser.add_argument("--peer", type=Path, default=PEER)
+    args = parser.parse_args()
+    if not args.peer.is_file():
+        sys.exit(f"peer script not found: {args.peer} (give --peer PATH)")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    args.fast = True if args.fast else None
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    device = tuner.resolve_device(args.device)
+    # Data loading stays outside the timing, as the peer's: build_task fills the cache.
+    tuner.build_task(spec("warm-up", 1, 1, args.seed).task)
+    ks = [int(k) for k in args.sweep_k.split(",")] if args.sweep_k else [args.population]
+    peers: list[dict[str, Any]] = []
+    ours: dict[int, list[dict[str, Any]]] = {k: [] for k in ks}
+    for r in range(args.repeat):  # alternate who goes first: the machine's load drifts
+        if r % 2 == 0:
+            peers.append(run_peer(args))
+        for k in ks:
+            ours[k].append(run_project(args, k))
+        if r % 2 == 1:
+            peers.append(run_peer(args))
+    peer = median_run(peers)
+    runs = {k: median_run(v) for k, v in ours.items()}
+    bf16 = bool(args.fast) and bf16_matmuls(device)
+    peak = peak_flops(device, torch.float32)
+    peak_bf16 = peak_flops(device, torch.bfloat16) if bf16 else None
+    peer["peak_fraction"] = round(peer.pop("flops_per_s") / peak, 4)
+    for run in runs.values():  # against the peak of the precision its matmuls ran in
+        run["peak_fraction"] = round(run.pop("flops_per_s") / (peak_bf16 or peak), 4)
+    result: dict[str, Any] = {
+        "bench": "throughput",
+        "device": str(device),
+        "threads": torch.get_num_threads(),
+        "trials": args.trials,
+        "max_epochs": args.max_epochs,
+        "repeat": args.repeat,
+        "mode": "fast" if args.fast else "exact" if device.type == "cpu" else "fast",
+        "peak_tflops_fp32": round(peak / 1e12, 3),
+        "peak_tflops_bf16": round(peak_bf16 / 1e12, 3) if peak_bf16 else None,
+        "peak_method": f"best of 5 square 4096 matmuls on {device}, this process's threads",
+        "peer": peer,
+    }
+    if args.sweep_k:
+        result["sweep"] = [
+            {"k": k or "auto", **r, "ratio": round(r["trials_per_min"] / peer["trials_per_min"], 2)}
+            for k, r in runs.items()
+        ]
+    else:
+        project = runs[args.population]
+        result["project"] = {"population": args.population or "auto", **project}
+        result["ratio"] = round(project["trials_per_min"] / peer["trials_per_min"], 2)
+        best, peer_best = project["best_val_acc"], peer["best_val_acc"]
+        result["best_gap_points"] = round(100 * (best - peer_best), 2) if best else None
+    print("$ " + shlex.join([Path(sys.executable).name, *sys.argv]))
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
