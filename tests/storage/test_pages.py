@@ -100,6 +100,18 @@ def test_totals_follow_every_results_write(awkward: Database, make_result: MakeR
     assert (total(), total(state="complete")) == (8, 5)
 
 
+def test_items_follow_every_results_write(awkward: Database, make_result: MakeResult) -> None:
+    pages = TrialPages(awkward)
+    first = pages.page("acc", order_by="trial_number")
+    assert pages.page("acc", order_by="trial_number") == first  # served again, from memory
+    _write(awkward, make_result(3, study_name="acc", error="rewritten", value=0.25))
+    items = json.loads(pages.page("acc", order_by="trial_number"))["items"]
+    assert (items[3]["error"], items[3]["value"]) == ("rewritten", 0.25)
+    assert json.loads(pages.page("acc", order_by="trial_number")) == _reference(
+        awkward, "acc", order_by="trial_number"
+    )
+
+
 def test_unknown_study_and_a_study_made_anew(
     awkward: Database, add_study: AddStudy, make_result: MakeResult
 ) -> None:

@@ -1,0 +1,210 @@
+"""Trial pages on PostgreSQL: the page's rows found on an index, their JSON built once.
+
+One statement checks the study, walks the ordering index to the page (the offset walk reads
+the index only) and returns the page's trial numbers, each with its row version (``xmin``:
+any write of a row gives it a new one); it counts the matching rows only when the study row
+has changed since the count was cached (every results write marks the study row, see
+:func:`storage.upsert_trial_result`). The items' JSON is built by the server, for rows this
+process has not served in that version yet, in a second statement, and kept: a study's pages
+cost one index walk each once its rows have been seen.
+"""
+
+from __future__ import annotations
+
+import collections
+import functools
+import threading
+from typing import Any
+
+import sqlalchemy as sa
+
+from storage._database import Database
+from storage._errors import StudyNotFoundError
+from storage._models import TrialResult
+
+FRAGMENT_BUDGET = 64 << 20  # bytes of item JSON kept per process (least recently used go)
+_CACHE_LIMIT = 4096  # cached totals and directions; past it, the caches start over
+_TIMESTAMPS = ("started_at", "finished_at")
+
+
+class PostgresPages:
+    """Pages as JSON item lists; thread-safe (each thread keeps a connection of its own)."""
+
+    def __init__(self, db: Database, columns: tuple[str, ...]) -> None:
+        self.db, self.columns = db, columns
+        self._directions: dict[str, str] = {}
+        self._totals: dict[tuple[str, str | None, str | None], tuple[str, int]] = {}
+        self._fragments: collections.OrderedDict[tuple[str, int], tuple[str, bytes]]
+        self._fragments, self._bytes = collections.OrderedDict(), 0
+        self._lock = threading.Lock()
+        self._local = threading.local()
+
+    def page(
+        self,
+        name: str,
+        state: str | None,
+        initializer: str | None,
+        order_by: str,
+        descending: bool | None,
+        limit: int,
+        offset: int,
+    ) -> tuple[bytes, int]:
+        """The page's items as a JSON array, and the total that match."""
+        key = (name, state, initializer)
+        cached = self._totals.get(key)
+        params = {
+            "name": name,
+            "state": state,
+            "initializer": initializer,
+            "version": None if cached is None else cached[0],
+            "limit": limit,
+            "offset": offset,
+        }
+        # Best first needs the study's direction: guess the one seen last, and ask again in
+        # the rare case the statement says otherwise (a study deleted and made anew).
+        guess = self._directions.get(name, "maximize")
+        for _ in range(3):  # again only if a row changed between the two statements
+            row = self._page_keys(params, order_by, descending, guess)
+            if row[0] != guess and descending is None and order_by == "value":
+                guess = row[0]
+                row = self._page_keys(params, order_by, descending, guess)
+            direction, version, counted, listed = row
+            keys = [_split(item) for item in listed.split(",")] if listed else []
+            items = self._items(name, keys)
+            if items is not None:
+                break
+        else:  # rows keep changing under us: serve them as they are now
+            items = self._items(name, keys, as_they_are=True)
+            assert items is not None
+        _remember(self._directions, name, direction)
+        if counted is None:  # the study row has not changed: the cached total holds
+            assert cached is not None
+            return items, cached[1]
+        _remember(self._totals, key, (version, int(counted)))
+        return items, int(counted)
+
+    def _items(
+        self, name: str, keys: list[tuple[int, str]], as_they_are: bool = False
+    ) -> bytes | None:
+        """The items' JSON array; None when a row changed since ``keys`` were read."""
+        with self._lock:
+            found = {n: self._cached(name, n, xmin) for n, xmin in keys}
+        missing = [n for n, fragment in found.items() if fragment is None]
+        if missing:
+            params = {"name": name, "numbers": missing}
+            rows = self._execute(_items_sql(self.columns), params)
+            versions = dict(keys)
+            if not as_they_are and any(xmin != versions[n] for n, xmin, _ in rows):
+                return None
+            with self._lock:
+                for n, xmin, fragment in rows:
+                    found[n] = self._keep(name, n, xmin, fragment.encode())
+        return b"[" + b",".join(found[n] or b"" for n, _ in keys) + b"]"
+
+    def _cached(self, name: str, number: int, xmin: str) -> bytes | None:
+        entry = self._fragments.get((name, number))
+        if entry is None or entry[0] != xmin:
+            return None
+        self._fragments.move_to_end((name, number))
+        return entry[1]
+
+    def _keep(self, name: str, number: int, xmin: str, fragment: bytes) -> bytes:
+        old = self._fragments.pop((name, number), None)
+        self._bytes += len(fragment) - (0 if old is None else len(old[1]))
+        self._fragments[(name, number)] = (xmin, fragment)
+        while self._bytes > FRAGMENT_BUDGET:
+            self._bytes -= len(self._fragments.popitem(last=False)[1][1])
+        return fragment
+
+    def _page_keys(
+        self, params: dict[str, Any], order_by: str, descending: bool | None, direction: str
+    ) -> tuple[str, str, int | None, str | None]:
+        if descending is None:
+            descending = order_by == "value" and direction == "maximize"
+        filters = (params["state"] is not None, params["initializer"] is not None)
+        rows = self._execute(_keys_sql(order_by, descending, *filters), params)
+        if not rows:
+            raise StudyNotFoundError(f"study {params['name']!r} does not exist")
+        direction, version, counted, listed = rows[0]
+        return direction, version, counted, listed
+
+    def _execute(self, sql: str, params: dict[str, Any]) -> list[Any]:
+        """The statement's rows (read-only, so a dropped connection just means once more)."""
+        try:
+            return list(self._connection().exec_driver_sql(sql, params).all())
+        except sa.exc.DBAPIError as exc:
+            if not exc.connection_invalidated:
+                raise
+            # The server dropped the connection (a restart, an idle timeout): once more.
+            return list(self._connection().exec_driver_sql(sql, params).all())
+
+    def _connection(self) -> sa.Connection:
+        """This thread's connection, kept between pages (no pool checkout, no ping)."""
+        connection: sa.Connection | None = getattr(self._local, "connection", None)
+        if connection is None or connection.invalidated or connection.closed:
+            connection = self.db.engine.connect()
+            connection.execution_options(isolation_level="AUTOCOMMIT")
+            self._local.connection = connection
+        return connection
+
+
+def _split(item: str) -> tuple[int, str]:
+    number, _, xmin = item.partition(":")
+    return int(number), xmin
+
+
+def _remember(cache: dict[Any, Any], key: Any, value: Any) -> None:
+    if len(cache) >= _CACHE_LIMIT:
+        cache.clear()
+    cache[key] = value
+
+
+@functools.cache
+def _keys_sql(order_by: str, descending: bool, by_state: bool, by_initializer: bool) -> str:
+    """The study's direction and row version, the total unless ``version`` is current, and
+    the page's ``number:xmin`` list in order; no row when the study does not exist."""
+    where = "study_name = %(name)s"
+    where += " AND state = %(state)s" if by_state else ""
+    where += " AND initializer = %(initializer)s" if by_initializer else ""
+    key = f"{order_by} {'DESC' if descending else 'ASC'} NULLS LAST"
+    return f"""
+SELECT s.direction, s.version,
+    CASE WHEN s.version = %(version)s THEN NULL
+        ELSE (SELECT count(*) FROM tuner_trial_results WHERE {where}) END,
+    (SELECT string_agg(r.trial_number || ':' || r.xmin, ',' ORDER BY r.{key}, r.trial_number)
+        FROM tuner_trial_results AS r
+        WHERE r.study_name = %(name)s AND r.trial_number = ANY (ARRAY(
+            SELECT trial_number FROM tuner_trial_results WHERE {where}
+            ORDER BY {key}, trial_number LIMIT %(limit)s OFFSET %(offset)s)))
+FROM (SELECT direction, xmin::text AS version FROM tuner_studies WHERE name = %(name)s) AS s
+"""
+
+
+@functools.cache
+def _items_sql(columns: tuple[str, ...]) -> str:
+    """Rows by trial number: number, xmin and the item's JSON (fields in ``columns`` order)."""
+    fields = [
+        f"""'{"," if i else "{"}"{column}":' || coalesce({_json_value(column)}, 'null')"""
+        for i, column in enumerate(columns)
+    ]
+    return f"""
+SELECT r.trial_number, r.xmin::text, {" || ".join(fields)} || '}}'
+FROM tuner_trial_results AS r
+WHERE r.study_name = %(name)s AND r.trial_number = ANY (%(numbers)s)
+"""
+
+
+def _json_value(column: str) -> str:
+    """SQL for one item field's JSON text (NULL for null): string concatenation costs the
+    server about a third less than json_build_object over 19 fields."""
+    kind = TrialResult.__table__.c[column].type.python_type
+    if column in _TIMESTAMPS:  # as pydantic writes aware UTC datetimes
+        utc = f"(r.{column} AT TIME ZONE 'UTC')"
+        whole = f"date_part('microseconds', {utc})::bigint %% 1000000 = 0"
+        return (
+            f"""'"' || to_char({utc}, CASE WHEN {whole} THEN 'YYYY-MM-DD"T"HH24:MI:SS"Z"'"""
+            """ ELSE 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"' END) || '"'"""
+        )
+    if kind is int or column == "params_json":  # digits; JSONB's own text
+        return f"r.{column}::text"
+    return f"to_json(r.{column})::text"  # strings escaped; floats (NaN quoted, as before)
