@@ -185,7 +185,7 @@ def main() -> None:
             peers.append(run_peer(args))
     peer = median_run(peers)
     runs = {k: median_run(v) for k, v in ours.items()}
-    bf16 = bool(args.fast) and bf16_matmuls(device)
+    bf16 = bool(args.fast) and bf16_matmuls(device, 256)  # the largest batch size
     peak = peak_flops(device, torch.float32)
     peak_bf16 = peak_flops(device, torch.bfloat16) if bf16 else None
     peer["peak_fraction"] = round(peer.pop("flops_per_s") / peak, 4)

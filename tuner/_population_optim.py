@@ -19,15 +19,15 @@ OPTIMIZERS = ("sgd", "adam", "adamw")
 Tensors = list[torch.Tensor]
 
 
-def _columns(stacked: Tensors) -> list[tuple[torch.Tensor, ...]]:
-    return [t.unbind(0) for t in stacked]
-
-
-def _member(columns: list[tuple[torch.Tensor, ...]], i: int) -> Tensors:
-    return [c[i] for c in columns]
+def _members(stacked: Tensors) -> list[Tensors]:
+    """Per member, its slice of every stacked tensor (views)."""
+    columns = [t.unbind(0) for t in stacked]
+    return [list(member) for member in zip(*columns, strict=True)] if columns else []
 
 
 class StackedOptimizer:
+    """Updates stacked parameters from stacked gradients; ``bind`` them (again after ``keep``)."""
+
     def __init__(
         self,
         name: str,
@@ -44,34 +44,47 @@ class StackedOptimizer:
         self.state: list[Tensors] = []  # sgd: [momentum buffers]; adam(w): [exp_avg, exp_avg_sq]
         self.steps = 0
         self._step_t: torch.Tensor | None = None  # fused adam(w): the step count on the device
+        self.params: Tensors = []
+        self.grads: Tensors = []
+        self._views: list[
+            list[Tensors]
+        ] = []  # per stacked list (params, grads, *state), per member
+
+    def bind(self, params: Tensors, grads: Tensors) -> None:
+        """The tensors ``step`` updates and reads (the stack's, which ``keep`` replaces)."""
+        self.params, self.grads = params, grads
+        if not self.state:
+            groups = {"sgd": 1 if self.momentum else 0, "adam": 2, "adamw": 2}[self.name]
+            zeros = self.fused or self.name != "sgd"  # exact sgd clones its first gradient
+            if zeros:
+                self.state = [[torch.zeros_like(p) for p in params] for _ in range(groups)]
+        self._views = [_members(t) for t in (params, grads, *self.state)]
 
     def keep(self, members: torch.Tensor) -> None:
-        """Only these members (indices into the current stack) stay."""
+        """Only these members (indices into the current stack) stay; ``bind`` follows."""
         kept = members.tolist()
         self.lrs = [self.lrs[i] for i in kept]
         self.weight_decays = [self.weight_decays[i] for i in kept]
         self.state = [[t.index_select(0, members) for t in group] for group in self.state]
 
     @torch.no_grad()
-    def step(self, params: Tensors, grads: Tensors) -> None:
+    def step(self) -> None:
         self.steps += 1
         if self.name == "sgd":
-            self._sgd(params, grads)
+            self._sgd()
         else:
-            self._adam(params, grads)
+            self._adam()
 
-    def _sgd(self, params: Tensors, grads: Tensors) -> None:
-        p_cols, g_cols = _columns(params), _columns(grads)
+    def _sgd(self) -> None:
+        p_views, g_views = self._views[0], self._views[1]
         members = range(len(self.lrs))
         if self.fused:
-            if self.momentum and not self.state:
-                self.state = [[torch.zeros_like(p) for p in params]]
-            b_cols = _columns(self.state[0]) if self.momentum else []
+            b_views = self._views[2] if self.momentum else [[] for _ in members]
             for i in members:
                 torch._fused_sgd_(
-                    _member(p_cols, i),
-                    _member(g_cols, i),
-                    _member(b_cols, i) if self.momentum else [],
+                    p_views[i],
+                    g_views[i],
+                    b_views[i],
                     weight_decay=self.weight_decays[i],
                     momentum=self.momentum,
                     lr=self.lrs[i],
@@ -83,42 +96,38 @@ class StackedOptimizer:
             return
         for i in members:  # grad = grad + wd * param
             if self.weight_decays[i] != 0:
-                torch._foreach_add_(
-                    _member(g_cols, i), _member(p_cols, i), alpha=self.weight_decays[i]
-                )
-        direction = grads
+                torch._foreach_add_(g_views[i], p_views[i], alpha=self.weight_decays[i])
+        d_views = g_views
         if self.momentum:
-            if not self.state:
-                self.state = [[g.clone() for g in grads]]
+            if not self.state:  # the first step's buffer is the gradient itself
+                self.state = [[g.clone() for g in self.grads]]
+                self._views.append(_members(self.state[0]))
             else:
                 torch._foreach_mul_(self.state[0], self.momentum)
-                torch._foreach_add_(self.state[0], grads)
-            direction = self.state[0]
-        d_cols = _columns(direction)
+                torch._foreach_add_(self.state[0], self.grads)
+            d_views = self._views[2]
         for i in members:
-            torch._foreach_add_(_member(p_cols, i), _member(d_cols, i), alpha=-self.lrs[i])
+            torch._foreach_add_(p_views[i], d_views[i], alpha=-self.lrs[i])
 
-    def _adam(self, params: Tensors, grads: Tensors) -> None:
+    def _adam(self) -> None:
         beta1, beta2 = ADAM_BETAS
-        if not self.state:
-            self.state = [[torch.zeros_like(p) for p in params] for _ in range(2)]
-        p_cols, g_cols = _columns(params), _columns(grads)
-        m_cols, v_cols = _columns(self.state[0]), _columns(self.state[1])
+        p_views, g_views, m_views, v_views = self._views
         members = range(len(self.lrs))
         decoupled = self.name == "adamw"
         if self.fused:
             if self._step_t is None:
-                self._step_t = torch.zeros((), dtype=torch.float32, device=params[0].device)
+                device = self.params[0].device
+                self._step_t = torch.zeros((), dtype=torch.float32, device=device)
             self._step_t += 1
             kernel = torch._fused_adamw_ if decoupled else torch._fused_adam_
             for i in members:
                 kernel(
-                    _member(p_cols, i),
-                    _member(g_cols, i),
-                    _member(m_cols, i),
-                    _member(v_cols, i),
+                    p_views[i],
+                    g_views[i],
+                    m_views[i],
+                    v_views[i],
                     [],
-                    [self._step_t] * len(params),
+                    [self._step_t] * len(p_views[i]),
                     lr=self.lrs[i],
                     beta1=beta1,
                     beta2=beta2,
@@ -133,7 +142,7 @@ class StackedOptimizer:
         bias_correction2_sqrt = (1 - beta2**step) ** 0.5
         for i in members:
             lr, wd = self.lrs[i], self.weight_decays[i]
-            p, g, m, v = (_member(c, i) for c in (p_cols, g_cols, m_cols, v_cols))
+            p, g, m, v = p_views[i], g_views[i], m_views[i], v_views[i]
             if wd != 0:
                 if decoupled:
                     torch._foreach_mul_(p, 1 - lr * wd)

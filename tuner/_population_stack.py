@@ -3,9 +3,11 @@
 Stackable: an ``nn.Sequential`` (nested ones are flattened) of ``nn.Flatten``, ``nn.Linear``
 and parameter-free elementwise activations, the shape of the built-in ``mlp`` task. Every
 member's Linear runs inside one ``baddbmm``, which calls, per member, the same GEMM with
-the same operand layouts as ``F.linear`` does in a single-trial run (and the backward the
-same GEMMs as ``addmm``'s backward), so on CPU with one thread the numbers match a
-single-trial run bit for bit. Anything else (BatchNorm's running statistics, Dropout's random
+the same operand layouts as ``F.linear`` in a single-trial run; the backward pass is written
+out with the GEMMs, reductions and kernels autograd would call for ``addmm``, ReLU and the
+cross-entropy, so on CPU with one thread a member's numbers match its single-trial run bit
+for bit. Written out, a step is a few dozen ops for the whole population, gradients land in
+buffers allocated once. Anything else (BatchNorm's running statistics, Dropout's random
 draws, convolutions, a custom ``forward``) is not stackable: :func:`stack_plan` says None and
 the caller trains those trials one at a time.
 """
@@ -14,7 +16,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 from torch import nn
@@ -44,8 +45,6 @@ _ELEMENTWISE: tuple[type[nn.Module], ...] = (
     nn.Tanhshrink,
     nn.Identity,
 )
-
-Step = nn.Module  # a plan step: an nn.Flatten, an nn.Linear (its position) or an activation
 
 
 def _leaves(model: nn.Module) -> list[nn.Module] | None:
@@ -79,44 +78,6 @@ def stack_plan(model: nn.Module) -> list[nn.Module] | None:
     return leaves
 
 
-def _compute_dtype(x: torch.Tensor) -> torch.dtype:
-    kind = x.device.type
-    if torch.is_autocast_enabled(kind):
-        return torch.get_autocast_dtype(kind)
-    return x.dtype
-
-
-class _StackedLinear(torch.autograd.Function):
-    """``x @ w^T + b`` per member: x [K, B, in], w [K, out, in], b [K, out] or None.
-
-    Written out (not autograd through ``baddbmm`` on a transposed weight) so each gradient
-    comes out in its parameter's own layout by the same GEMM as ``addmm``'s backward, and
-    autocast's dtype is applied here explicitly.
-    """
-
-    @staticmethod
-    def forward(ctx: Any, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
-        dtype = _compute_dtype(x)
-        with torch.autocast(x.device.type, enabled=False):
-            xc, wc = x.to(dtype), w.to(dtype)
-            ctx.save_for_backward(xc, wc)
-            ctx.has_bias, ctx.w_dtype = b is not None, w.dtype
-            if b is None:
-                return torch.bmm(xc, wc.transpose(1, 2))
-            return torch.baddbmm(b.to(dtype).unsqueeze(1), xc, wc.transpose(1, 2))
-
-    @staticmethod
-    def backward(
-        ctx: Any, grad: torch.Tensor
-    ) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor | None]:
-        xc, wc = ctx.saved_tensors
-        grad = grad.to(wc.dtype)
-        grad_x = torch.bmm(grad, wc) if ctx.needs_input_grad[0] else None
-        grad_w = torch.bmm(grad.transpose(1, 2), xc).to(ctx.w_dtype)
-        grad_b = grad.sum(1).to(ctx.w_dtype) if ctx.has_bias else None
-        return grad_x, grad_w, grad_b
-
-
 @dataclass
 class _Layer:
     module: nn.Module  # the first member's module: its type and settings (activations)
@@ -125,9 +86,12 @@ class _Layer:
 
 
 class StackedMLP:
-    """The parameters of K members as leaves of shape [K, *shape]; members can leave."""
+    """The parameters of K members as tensors of shape [K, *shape]; members can leave.
 
-    def __init__(self, models: Sequence[nn.Module]) -> None:
+    ``dtype`` is the matmuls' (bf16 in fast mode); parameters and gradients stay in theirs.
+    """
+
+    def __init__(self, models: Sequence[nn.Module], dtype: torch.dtype | None = None) -> None:
         plans = [stack_plan(m) for m in models]
         first = plans[0]
         if first is None or any(p is None or len(p) != len(first) for p in plans):
@@ -136,33 +100,114 @@ class StackedMLP:
         columns: list[list[torch.Tensor]] = []
         for position, module in enumerate(first):
             layer = _Layer(module)
-            if type(module) is nn.Linear:
-                linears: list[Any] = [plan[position] for plan in plans if plan is not None]
+            if isinstance(module, nn.Linear):
+                linears = [p[position] for p in plans if p is not None]
                 layer.weight = len(columns)
-                columns.append([m.weight for m in linears])
+                columns.append([m.weight for m in linears])  # type: ignore[misc]
                 if module.bias is not None:
                     layer.bias = len(columns)
-                    columns.append([m.bias for m in linears])
+                    columns.append([m.bias for m in linears])  # type: ignore[misc]
             self.layers.append(layer)
         with torch.no_grad():
-            self.params = [torch.stack(c).requires_grad_() for c in columns]
+            self.params = [torch.stack(c) for c in columns]
+        self.grads = [torch.empty_like(p) for p in self.params]
+        self.dtype = dtype or self.params[0].dtype
+        # Below the first Linear nothing needs a gradient (the inputs have none).
+        self._lowest = next(i for i, layer in enumerate(self.layers) if layer.weight >= 0)
 
     @property
     def size(self) -> int:
         return len(self.params[0])
 
+    def _cast(self, t: torch.Tensor) -> torch.Tensor:
+        return t if t.dtype == self.dtype else t.to(self.dtype)
+
+    @torch.no_grad()
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits [K, B, classes] for inputs [K, B, *features]: each member its own batch."""
+        x = self._cast(x)
         for layer in self.layers:
-            module = layer.module
-            if type(module) is nn.Flatten:
-                x = x.reshape(x.shape[0], x.shape[1], -1)
-            elif layer.weight >= 0:
-                bias = self.params[layer.bias] if layer.bias >= 0 else None
-                x = _StackedLinear.apply(x, self.params[layer.weight], bias)
-            else:
-                x = module(x)
+            x = self._apply(layer, x)
         return x
+
+    def _apply(
+        self, layer: _Layer, x: torch.Tensor, weight: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        if type(layer.module) is nn.Flatten:
+            return x.reshape(x.shape[0], x.shape[1], -1)
+        if layer.weight < 0:
+            return layer.module(x)
+        if weight is None:
+            weight = self._cast(self.params[layer.weight])
+        if layer.bias < 0:
+            return torch.bmm(x, weight.transpose(1, 2))
+        bias = self._cast(self.params[layer.bias]).unsqueeze(1)
+        return torch.baddbmm(bias, x, weight.transpose(1, 2))
+
+    def loss_and_grads(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Per-member mean cross-entropy [K] of a batch; its gradients into ``self.grads``.
+
+        The ops autograd runs for ``F.cross_entropy(model(x), y).backward()``, per member.
+        """
+        saved: list[tuple[torch.Tensor, ...]] = []
+        h = self._cast(x)
+        with torch.no_grad():
+            for layer in self.layers:
+                if layer.weight >= 0:  # its input, and its weight as the matmul takes it
+                    weight = self._cast(self.params[layer.weight])
+                    saved.append((h, weight))
+                    h = self._apply(layer, h, weight)
+                elif type(layer.module) is nn.Flatten:
+                    saved.append((h,))
+                    h = self._apply(layer, h)
+                elif type(layer.module) is nn.ReLU:
+                    h = torch.relu(h)
+                    saved.append((h,))
+                else:  # other activations: their own backward, through a one-node graph
+                    with torch.enable_grad():
+                        leaf = h.detach().requires_grad_()
+                        # an in-place module works on a copy, as on a Linear's output
+                        inplace = getattr(layer.module, "inplace", False)
+                        h = layer.module(leaf.clone() if inplace else leaf)
+                    saved.append((leaf, h))
+                    h = h.detach()
+            logp = torch.log_softmax(h.float(), -1)
+            target = y.view(*logp.shape[:2], 1)
+            losses = logp.gather(-1, target).squeeze(-1).neg_().mean(1)
+            # d(sum of the members' mean losses)/d log-probs: -1/B at each row's target
+            grad = torch.zeros_like(logp).scatter_(-1, target, -1.0 / logp.shape[1])
+            grad = torch._log_softmax_backward_data(grad, logp, -1, torch.float32)
+            for index in reversed(range(self._lowest, len(self.layers))):
+                grad = self._backward(index, grad, saved[index])
+        return losses
+
+    def _backward(
+        self, index: int, grad: torch.Tensor, saved: tuple[torch.Tensor, ...]
+    ) -> torch.Tensor:
+        layer = self.layers[index]
+        if type(layer.module) is nn.Flatten:
+            return grad.reshape(saved[0].shape)
+        if layer.weight < 0:
+            if len(saved) == 1:  # ReLU, from its output, as autograd does
+                return torch.ops.aten.threshold_backward(grad, saved[0], 0)
+            with torch.enable_grad():
+                (out,) = torch.autograd.grad(saved[1], saved[0], grad)
+            return out
+        inputs, weight = saved
+        grad = self._cast(grad)
+        grad_w = self.grads[layer.weight]
+        grad_b = self.grads[layer.bias] if layer.bias >= 0 else None
+        if grad.dtype == grad_w.dtype:  # straight into the buffers
+            torch.bmm(grad.transpose(1, 2), inputs, out=grad_w)
+            if grad_b is not None:
+                torch.sum(grad, 1, out=grad_b)
+        else:  # low-precision matmuls: gradients cast back to the parameters' dtype
+            grad_w.copy_(torch.bmm(grad.transpose(1, 2), inputs))
+            if grad_b is not None:
+                grad_b.copy_(grad.sum(1))
+        if index == self._lowest:
+            return grad  # nothing below needs it
+        return torch.bmm(grad, weight)
 
     @torch.no_grad()
     def evaluate(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -172,7 +217,7 @@ class StackedMLP:
         correct = torch.zeros(k, device=x.device)
         for start in range(0, n, EVAL_CHUNK):
             chunk, target = x[start : start + EVAL_CHUNK], y[start : start + EVAL_CHUNK]
-            logits = self.forward(chunk.unsqueeze(0).expand(k, *chunk.shape))
+            logits = self.forward(chunk.unsqueeze(0).expand(k, *chunk.shape)).float()
             for member in range(k):  # the single-trial reductions, member by member
                 loss[member] += F.cross_entropy(logits[member], target, reduction="sum")
                 correct[member] += (logits[member].argmax(1) == target).sum()
@@ -180,9 +225,5 @@ class StackedMLP:
 
     def keep(self, members: torch.Tensor) -> None:
         """Only these members (indices into the current stack) stay."""
-        with torch.no_grad():
-            self.params = [p.index_select(0, members).requires_grad_() for p in self.params]
-
-    def member_views(self) -> list[list[torch.Tensor]]:
-        """Per member, its parameters as views (for per-member optimizer updates)."""
-        return [[p[i] for p in self.params] for i in range(self.size)]
+        self.params = [p.index_select(0, members) for p in self.params]
+        self.grads = [torch.empty_like(p) for p in self.params]

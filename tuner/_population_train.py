@@ -16,7 +16,6 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import torch
-from torch.nn import functional as F
 
 from tuner._data import DataSplit
 from tuner._population_optim import StackedOptimizer
@@ -28,11 +27,15 @@ if TYPE_CHECKING:
     from tuner._population import Member
 
 
-def bf16_matmuls(device: torch.device) -> bool:
-    """Whether the device multiplies bf16 matrices in hardware (CUDA Ampere+, CPU AMX)."""
+CPU_BF16_MIN_BATCH = 128  # below, casting the weights every step costs what AMX saves
+
+
+def bf16_matmuls(device: torch.device, batch_size: int) -> bool:
+    """Whether bf16 matmuls pay here: CUDA with bf16, or CPU AMX on batches large enough."""
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
-    return device.type == "cpu" and torch.cpu._is_amx_tile_supported()
+    amx = device.type == "cpu" and torch.cpu._is_amx_tile_supported()
+    return amx and batch_size >= CPU_BF16_MIN_BATCH
 
 
 @dataclass
@@ -103,9 +106,9 @@ def train_stack(
     x, y = data.x_train, data.y_train
     n, device, rows = len(x), x.device, x.reshape(len(x), -1)
     first = runs[0].member.config
-    bf16 = fast and bf16_matmuls(device)
-    if bf16:  # cast the inputs once, not every batch (the model's first matmul would)
-        rows = rows.to(torch.bfloat16)
+    bf16 = fast and bf16_matmuls(device, first.batch_size)
+    if bf16:  # matmuls in bf16; the inputs cast once, not every batch
+        stack.dtype, rows = torch.bfloat16, rows.to(torch.bfloat16)
     opt = StackedOptimizer(
         first.optimizer,
         lrs=[r.member.config.lr for r in runs],
@@ -113,7 +116,8 @@ def train_stack(
         momentum=first.momentum,
         fused=fast,
     )
-    forward = torch.compile(stack.forward, dynamic=True) if compile else stack.forward
+    opt.bind(stack.params, stack.grads)
+    step = torch.compile(stack.loss_and_grads, dynamic=True) if compile else stack.loss_and_grads
     active = list(runs)
     for epoch in range(1, max(r.member.config.max_epochs for r in runs) + 1):
         order = torch.stack([torch.randperm(n, generator=r.generator) for r in active])
@@ -124,17 +128,10 @@ def train_stack(
             idx = order[:, start : start + first.batch_size]
             flat = idx.flatten()  # the gather x[idx] does, as one index_select on rows
             xb = rows.index_select(0, flat).view(*idx.shape, *x.shape[1:])
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-                logits = forward(xb)
-            losses = F.cross_entropy(
-                logits.flatten(0, 1).float(), y.index_select(0, flat), reduction="none"
-            )
-            losses = losses.view(idx.shape).mean(1)
-            grads = torch.autograd.grad(losses.sum(), stack.params)
-            opt.step(stack.params, list(grads))
-            loss_sum += losses.detach() * idx.shape[1]
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            val_loss, val_accuracy = stack.evaluate(data.x_val, data.y_val)
+            losses = step(xb, y.index_select(0, flat))
+            opt.step()
+            loss_sum += losses * idx.shape[1]
+        val_loss, val_accuracy = stack.evaluate(data.x_val, data.y_val)
         # The only host sync of the epoch, for all members at once.
         figures = torch.stack([loss_sum / n, val_loss, val_accuracy]).tolist()
         stats = [EpochStats(epoch, *f) for f in zip(*figures, strict=True)]
@@ -147,4 +144,5 @@ def train_stack(
             index = torch.tensor(kept, device=device)
             stack.keep(index)
             opt.keep(index)
+            opt.bind(stack.params, stack.grads)
             active = [active[i] for i in kept]

@@ -276,9 +276,13 @@ def test_each_member_gets_torch_optims_own_update(name: str, fused: bool) -> Non
     initial = [torch.randn(len(lrs), *s) for s in shapes]
     steps = [[torch.randn(len(lrs), *s) for s in shapes] for _ in range(3)]
     stacked = [t.clone() for t in initial]
+    buffers = [torch.empty_like(t) for t in stacked]  # the stack's gradient buffers
     opt = StackedOptimizer(name, lrs=lrs, weight_decays=wds, momentum=0.9, fused=fused)
+    opt.bind(stacked, buffers)
     for grads in steps:
-        opt.step(stacked, [g.clone() for g in grads])
+        for buffer, g in zip(buffers, grads, strict=True):
+            buffer.copy_(g)
+        opt.step()
     for k, (lr, wd) in enumerate(zip(lrs, wds, strict=True)):
         own = [nn.Parameter(t[k].clone()) for t in initial]
         kind = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
@@ -324,3 +328,27 @@ def test_members_are_reported_as_they_leave_not_when_the_population_ends() -> No
     assert heard == [(1, 2, 2), (0, 5, 2)]  # the pruned one first, while the other trained on
     assert [p.stop_reason for p in pops] == ["max_epochs", "pruned"]
     assert pops[1].finished_at < pops[0].finished_at
+
+
+def test_other_activations_in_place_modules_and_bias_free_layers_match_too() -> None:
+    data = _task().data
+
+    def build() -> nn.Module:
+        return nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(64, 24),
+            nn.Tanh(),
+            nn.Linear(24, 16, bias=False),
+            nn.ELU(inplace=True),
+            nn.Sequential(nn.Linear(16, 12), nn.LeakyReLU(0.1, inplace=True)),
+            nn.Linear(12, 10),
+        )
+
+    task = Task("custom", "tanh", data, build, "sgd", 0.9)
+    inits = ("xavier_uniform", "orthogonal")
+    params = [_params(init, lr, 1e-4, 3) for init in inits for lr in (0.02, 0.1)]
+    members = [Member(i, p, _config(p, task, 4)) for i, p in enumerate(params)]
+    pops = execute_population(members, task=task, data=data, study_seed=SEED, device=CPU)
+    assert all(p.manifest["population"]["size"] == 4 for p in pops)
+    for pop, single in zip(pops, _singles(members, task), strict=True):
+        _same_outcome(pop, single)
