@@ -40,10 +40,6 @@ class Snapshot:
             self._trials = self._study.get_trials(deepcopy=False)
             self._at = time.monotonic()
 
-    def invalidate(self) -> None:
-        """The next refresh re-reads, whatever its age."""
-        self._at = -float("inf")
-
     def record(self, trial: FrozenTrial) -> None:
         """Put a trial we just finished in the copy, as the next refresh will read it: the
         pruner and sampler see it at once, without a read of the study."""
