@@ -169,6 +169,7 @@ def _population(
                 config=cfg,
                 device=device,
                 layers=layers,
+                seed_number=root,
             ) | {"population": {"size": len(members), "fast": fast}}
             diagnostics: list[LayerDiagnostics] = _diagnostics(model, data, task)
             run.outcome["diagnostics"] = diagnostics

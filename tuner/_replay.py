@@ -16,6 +16,7 @@ import torch
 
 import storage
 from tuner._errors import TunerError
+from tuner._population import Member, PopulationConfig, execute_population
 from tuner._search import TrialParams
 from tuner._spec import parse_spec
 from tuner._tasks import build_task
@@ -83,18 +84,35 @@ def replay_trial(
 
     threads = torch.get_num_threads()
     torch.set_num_threads(int(manifest.get("deterministic", {}).get("num_threads", threads)))
+    config, data = TrainConfig(**manifest["train"]), task.data.to(dev)
     try:
-        outcome = execute_trial(
-            number=trial_number,
-            params=params,
-            task=task,
-            data=task.data.to(dev),
-            config=TrainConfig(**manifest["train"]),
-            study_seed=spec.seed,
-            device=dev,
-            on_epoch=on_epoch,
-            seeds=[dict(s) for s in manifest["seeds"]],
-        )
+        population = manifest.get("population")
+        if population:
+            # Trained in a stack: replay it as a stack of one. Each member's slice of the
+            # stacked computation does not depend on the others, so the numbers are the same.
+            member = Member(
+                trial_number, params, config, on_epoch, seed_number=manifest.get("seed_number")
+            )
+            (outcome,) = execute_population(
+                [member],
+                task=task,
+                data=data,
+                study_seed=spec.seed,
+                device=dev,
+                config=PopulationConfig(size=2, fast=bool(population.get("fast"))),
+            )
+        else:
+            outcome = execute_trial(
+                number=trial_number,
+                params=params,
+                task=task,
+                data=data,
+                config=config,
+                study_seed=spec.seed,
+                device=dev,
+                on_epoch=on_epoch,
+                seeds=[dict(s) for s in manifest["seeds"]],
+            )
     finally:
         torch.set_num_threads(threads)
     recorded = manifest.get("versions", {})

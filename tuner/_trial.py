@@ -66,10 +66,12 @@ def manifest(
     config: TrainConfig,
     device: torch.device,
     layers: list[LayerRecord],
+    seed_number: int | None = None,
 ) -> dict[str, Any]:
     """Everything needed to re-run a trial and to know what ran: seeds, versions, flags, init."""
     return {
         "seeds": seeds,
+        "seed_number": seed_number,  # the trial number the seeds derive from (a retry's first)
         "versions": package_versions(),
         "device": str(device),
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
@@ -189,8 +191,8 @@ def execute_trial(
     Before the first update the first replicate's signal is measured (:mod:`_diagnostics`).
     ``seeds`` (a manifest's, for a replay) replaces the derived seeds and ``replicates``.
     """
+    root = number if seed_number is None else seed_number
     if seeds is None:
-        root = number if seed_number is None else seed_number
         seeds = []
         for r in range(replicates):
             init_seed, data_seed = trial_seeds(study_seed, root, r)
@@ -201,7 +203,12 @@ def execute_trial(
     try:
         built = [_build(task, params, data, device, s["init"]) for s in seeds]
         outcome["manifest"] = manifest(
-            seeds=seeds, params=params, config=config, device=device, layers=built[0][1]
+            seeds=seeds,
+            params=params,
+            config=config,
+            device=device,
+            layers=built[0][1],
+            seed_number=root,
         )
         outcome["diagnostics"] = _diagnostics(built[0][0], data, task)
         result, per_seed = train_replicates(

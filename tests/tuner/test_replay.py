@@ -96,3 +96,35 @@ def test_manifest_names_what_ran(recorded: str, tmp_path: Path) -> None:
     layers = manifest["layers"]
     assert [layer["kind"] for layer in layers] == ["Linear", "Linear"]
     assert all("params" in layer and "std" in layer for layer in layers)
+
+
+def test_trials_trained_as_a_population_reproduce_exactly(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'pop.db'}"
+    spec = parse_spec(
+        {
+            "name": "pop",
+            "task": {"model": "mlp", "hidden": [32, 32], "dataset": "digits"},
+            "metric": "val_loss",  # a continuous metric: exactness is not luck of rounding
+            "search": {
+                "initializer": ["xavier_normal", "kaiming_normal", "orthogonal"],
+                "lr": {"low": 0.01, "high": 0.3, "log": True},
+                "batch_size": [64],
+                "patience": {"low": 1, "high": 3},
+            },
+            "budget": {"n_trials": 4, "max_epochs": 5},
+            "sampler": "random",
+            "pruner": "none",
+        }
+    )
+    run_study(spec, database_url=url, device="cpu", population=4)
+    db = storage.Database(url)
+    try:
+        for number in range(4):
+            with db.session() as session:
+                row = storage.get_trial_result(session, "pop", number)
+                assert row is not None and row.manifest_json is not None
+                assert row.manifest_json["population"]["size"] >= 2
+            result = replay_trial(db, "pop", number)
+            assert result.matches, (number, result.outcome.value, result.stored_value)
+    finally:
+        db.dispose()
