@@ -31,6 +31,7 @@ def test_openapi_lists_every_route(sqlite_client: TestClient) -> None:
         "/v1/studies/{name}/trials/{number}": {"get"},
         "/v1/studies/{name}/best": {"get"},
         "/v1/studies/{name}/summary": {"get"},
+        "/v1/studies/{name}/report": {"get"},
         "/v1/workers": {"get"},
         "/v1/preflight": {"post"},
         "/healthz": {"get"},

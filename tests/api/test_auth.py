@@ -32,6 +32,7 @@ ROUTES: list[tuple[str, str, Any, int, bool]] = [
     ("GET", "/v1/studies/s1/trials/0", None, 200, False),
     ("GET", "/v1/studies/s1/best", None, 200, False),
     ("GET", "/v1/studies/s1/summary", None, 200, False),
+    ("GET", "/v1/studies/s1/report", None, 200, False),
     ("GET", "/v1/workers", None, 200, False),
     ("POST", "/v1/preflight", small_spec("pf"), 200, True),
     ("GET", "/metrics", None, 200, False),
