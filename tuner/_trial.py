@@ -18,7 +18,6 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Any, Literal
 
 import numpy as np
-import optuna
 import torch
 
 from storage import ReplicateData
@@ -264,13 +263,3 @@ def resolve_device(name: str | None = None) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise TunerError(f"device {name!r} asked for, but CUDA is not available here")
     return device
-
-
-def tell(study: optuna.Study, trial: optuna.Trial | int, outcome: TrialOutcome) -> None:
-    """Finish the Optuna trial in the state the outcome says."""
-    if outcome.state == "complete":
-        study.tell(trial, outcome.value)
-    elif outcome.state == "pruned":
-        study.tell(trial, state=optuna.trial.TrialState.PRUNED)
-    else:
-        study.tell(trial, state=optuna.trial.TrialState.FAIL)
