@@ -272,8 +272,8 @@ def parse_spec(data: Any, *, base_dir: Path | None = None, confine: bool = False
         raise SpecError([_issue(e) for e in exc.errors()]) from None
 
 
-def load_spec(path: str | Path) -> StudySpec:
-    """Read a YAML or JSON study definition from a file."""
+def read_definition(path: str | Path) -> dict[str, Any]:
+    """A study definition file (YAML, or JSON by suffix) as a mapping, not yet validated."""
     file = Path(path)
     try:
         text = file.read_text(encoding="utf-8")
@@ -283,7 +283,14 @@ def load_spec(path: str | Path) -> StudySpec:
         data = json.loads(text) if file.suffix == ".json" else yaml.safe_load(text)
     except (json.JSONDecodeError, yaml.YAMLError) as exc:
         raise SpecError([SpecIssue((), f"{file} is not valid YAML/JSON: {exc}")]) from None
-    return parse_spec(data, base_dir=file.resolve().parent)
+    if not isinstance(data, dict):
+        raise SpecError([SpecIssue((), "a study definition must be a mapping of fields")])
+    return data
+
+
+def load_spec(path: str | Path) -> StudySpec:
+    """Read a YAML or JSON study definition from a file."""
+    return parse_spec(read_definition(path), base_dir=Path(path).resolve().parent)
 
 
 __all__ = [

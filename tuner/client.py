@@ -13,15 +13,12 @@ when the connection could not be opened (the request never left), never after it
 
 from __future__ import annotations
 
-import json
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any
-
-import yaml
 
 from tuner._client_errors import (
     AuthError,
@@ -49,8 +46,7 @@ from tuner._client_models import (
     Worker,
     WorkerList,
 )
-from tuner._errors import SpecError, SpecIssue, TunerError
-from tuner._spec import StudySpec
+from tuner._spec import StudySpec, read_definition
 
 __all__ = [
     "AuthError",
@@ -78,22 +74,6 @@ __all__ = [
     "WorkerList",
     "read_definition",
 ]
-
-
-def read_definition(path: str | Path) -> dict[str, Any]:
-    """A study definition file (YAML, or JSON by suffix) as a mapping, not yet validated."""
-    file = Path(path)
-    try:
-        text = file.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise TunerError(f"cannot read study definition {file}: {exc.strerror}") from None
-    try:
-        data = json.loads(text) if file.suffix == ".json" else yaml.safe_load(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as exc:
-        raise SpecError([SpecIssue((), f"{file} is not valid YAML/JSON: {exc}")]) from None
-    if not isinstance(data, dict):
-        raise SpecError([SpecIssue((), "a study definition must be a mapping of fields")])
-    return data
 
 
 def _definition(spec: Mapping[str, Any] | StudySpec | str | Path) -> dict[str, Any]:
