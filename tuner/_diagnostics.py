@@ -21,6 +21,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from storage import LayerDiagnosticsData
+from tuner._init_fillers import fans
 from tuner._tasks import activation_module
 
 #: Activations whose units die when their input stays negative.
@@ -68,8 +69,7 @@ def _fans(module: nn.Module) -> tuple[int, int]:
     weight = _weights(module)[0]
     if isinstance(module, nn.Embedding):
         return weight.shape[0], weight.shape[1]
-    receptive = int(weight[0][0].numel()) if weight.dim() > 2 else 1
-    return int(weight.shape[1]) * receptive, int(weight.shape[0]) * receptive
+    return fans(weight)
 
 
 def diagnose(
@@ -80,12 +80,12 @@ def diagnose(
     layers: dict[nn.Module, str] = {
         m: name for name, m in model.named_modules() if isinstance(m, _LAYER_TYPES) and _weights(m)
     }
-    outputs: list[tuple[nn.Module, torch.Tensor]] = []
+    outputs: dict[nn.Module, torch.Tensor] = {}  # first call of each layer, in forward order
 
     def hook(module: nn.Module, _inputs: Any, output: Any) -> None:
         tensor = _first_tensor(output)
-        if tensor is not None and module not in {m for m, _ in outputs}:
-            outputs.append((module, tensor.detach()))
+        if tensor is not None:
+            outputs.setdefault(module, tensor.detach())
 
     handles = [m.register_forward_hook(hook) for m in layers]
     was_training = model.training
@@ -95,7 +95,7 @@ def diagnose(
         F.cross_entropy(model(x), y).backward()
         act_fn = activation_module(activation)
         records = []
-        for depth, (module, pre) in enumerate(outputs):
+        for depth, (module, pre) in enumerate(outputs.items()):
             last = depth == len(outputs) - 1
             units = _units_last(pre.float(), module)
             post = units if last else act_fn(units)
