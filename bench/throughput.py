@@ -106,6 +106,7 @@ def run_project(args: argparse.Namespace, population: int) -> dict[str, Any]:
             device=args.device,
             population=population,
             fast=args.fast,
+            slots=args.slots,
         )
         wall = time.perf_counter() - t0
         db = storage.Database(url)
@@ -159,6 +160,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--population", type=int, default=0, help="K; 0: auto, 1: off")
     parser.add_argument("--fast", action="store_true", help="population fast mode")
+    parser.add_argument(
+        "--slots", type=int, default=1, help="project slots; the threads are shared out"
+    )
     parser.add_argument("--sweep-k", default=None, help="e.g. 1,2,4,8: the project per K")
     parser.add_argument("--threads", type=int, default=None, help="intra-op threads, both")
     parser.add_argument("--repeat", type=int, default=1, help="alternate runs; medians")
@@ -185,7 +189,7 @@ def main() -> None:
             peers.append(run_peer(args))
     peer = median_run(peers)
     runs = {k: median_run(v) for k, v in ours.items()}
-    bf16 = bool(args.fast) and bf16_matmuls(device, 256)  # the largest batch size
+    bf16 = bool(args.fast) and bf16_matmuls(device)
     peak = peak_flops(device, torch.float32)
     peak_bf16 = peak_flops(device, torch.bfloat16) if bf16 else None
     peer["peak_fraction"] = round(peer.pop("flops_per_s") / peak, 4)
@@ -195,6 +199,7 @@ def main() -> None:
         "bench": "throughput",
         "device": str(device),
         "threads": torch.get_num_threads(),
+        "slots": args.slots,
         "trials": args.trials,
         "max_epochs": args.max_epochs,
         "repeat": args.repeat,

@@ -49,15 +49,23 @@ def run_study(
     grace: float = 60.0,
     population: int | None = None,
     fast: bool | None = None,
+    slots: int = 1,
+    threads: int | None = None,
 ) -> RunSummary:
     """Run the study in this process until it has ``n_trials`` finished trials.
 
     ``population`` trials train together as one stacked model (None/0: as many as fit, 1:
     one at a time); ``fast`` trains them in bf16/TF32 with fused optimizers (None: on CUDA).
+    ``slots`` trials (or populations) train at once, each slot on ``threads`` intra-op threads
+    (None: on a CPU, the process's threads shared out among the slots).
     """
     target = n_trials if n_trials is not None else spec.budget.n_trials
     if target < 1:
         raise SpecError([SpecIssue(("budget", "n_trials"), f"must be >= 1, got {target}")])
+    if slots < 1:
+        raise ValueError(f"slots must be >= 1, got {slots}")
+    if threads is not None and threads < 1:
+        raise ValueError(f"threads must be >= 1, got {threads}")
     dev = resolve_device(device)
     task = build_task(spec.task)  # data and model problems surface before anything is written
     check_task(spec, task)
@@ -70,7 +78,7 @@ def run_study(
         timeout = spec.budget.timeout_s
         config = WorkerConfig(
             device=str(dev),
-            slots=1,
+            slots=slots,
             heartbeat_interval=heartbeat_interval,
             grace=grace,
             poll_interval=min(1.0, heartbeat_interval),
@@ -79,6 +87,7 @@ def run_study(
             deadline=None if timeout is None else _worker._clock() + timeout,
             population=population,
             fast=fast,
+            threads=threads,
         )
         worker = Worker(db, config, observer=observer, tasks={spec.name: task})
         ran = worker.run()

@@ -26,7 +26,7 @@ from tuner._data import DataSplit
 from tuner._diagnostics import LayerDiagnostics
 from tuner._dims import IntRange
 from tuner._population_stack import StackedMLP, stack_plan
-from tuner._population_train import MemberRun, device_math, train_stack
+from tuner._population_train import MemberRun, bf16_matmuls, device_math, train_stack
 from tuner._search import TrialParams
 from tuner._tasks import Task
 from tuner._train import EarlyStopping, EpochHook, TrainConfig
@@ -151,6 +151,13 @@ def _population(
     """Build, stack and train ``members``; ``emit(i, outcome)`` as each one leaves."""
     started, t0 = datetime.now(UTC), time.perf_counter()
     fast = fast_by_default(device) if config.fast is None else config.fast
+    bf16 = fast and bf16_matmuls(device)  # else the parameters' own dtype
+    facts = {
+        "size": len(members),
+        "members": [m.number for m in members],  # in stack order: what a replay re-runs
+        "fast": fast,
+        "matmuls": "bfloat16" if bf16 else "float32",
+    }
     runs: list[MemberRun] = []
     models: list[nn.Module] = []
     position: dict[int, int] = {}  # id(run) -> index in members
@@ -170,7 +177,7 @@ def _population(
                 device=device,
                 layers=layers,
                 seed_number=root,
-            ) | {"population": {"size": len(members), "fast": fast}}
+            ) | {"population": facts}
             diagnostics: list[LayerDiagnostics] = _diagnostics(model, data, task)
             run.outcome["diagnostics"] = diagnostics
         except Exception as exc:
@@ -185,7 +192,7 @@ def _population(
     stack = StackedMLP(models)
     del models[:]  # the stack holds the weights now
     with device_math(device, fast):
-        epochs = train_stack(runs, stack, data, fast=fast, compile=config.compile)
+        epochs = train_stack(runs, stack, data, fast=fast, bf16=bf16, compile=config.compile)
         while True:
             try:
                 left = next(epochs, None)

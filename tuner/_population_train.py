@@ -27,15 +27,18 @@ if TYPE_CHECKING:
     from tuner._population import Member
 
 
-CPU_BF16_MIN_BATCH = 128  # below, casting the weights every step costs what AMX saves
+def bf16_matmuls(device: torch.device) -> bool:
+    """Whether bf16 matmuls pay here: CUDA with bf16, or a CPU with bf16 dot products.
 
-
-def bf16_matmuls(device: torch.device, batch_size: int) -> bool:
-    """Whether bf16 matmuls pay here: CUDA with bf16, or CPU AMX on batches large enough."""
+    On CPUs with AVX512-BF16 (or AMX) oneDNN multiplies bf16 at 2-4x its fp32 rate; on
+    2 AVX512-BF16 cores a population's step gains 1.2x (batch 32) to 2.6x (batch 256),
+    weight casts included (measured in bench/README.md). Elsewhere bf16 would be emulated.
+    """
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
-    amx = device.type == "cpu" and torch.cpu._is_amx_tile_supported()
-    return amx and batch_size >= CPU_BF16_MIN_BATCH
+    if device.type != "cpu":
+        return False
+    return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
 
 
 @dataclass
@@ -100,13 +103,21 @@ def device_math(device: torch.device, fast: bool) -> Iterator[None]:
 
 
 def train_stack(
-    runs: list[MemberRun], stack: StackedMLP, data: DataSplit, *, fast: bool, compile: bool
+    runs: list[MemberRun],
+    stack: StackedMLP,
+    data: DataSplit,
+    *,
+    fast: bool,
+    bf16: bool,
+    compile: bool,
 ) -> Iterator[list[MemberRun]]:
-    """Train until every member has left; after each epoch, yields the members that left."""
+    """Train until every member has left; after each epoch, yields the members that left.
+
+    ``fast``: fused optimizer kernels; ``bf16``: matmuls in bf16 (parameters stay fp32).
+    """
     x, y = data.x_train, data.y_train
     n, device, rows = len(x), x.device, x.reshape(len(x), -1)
     first = runs[0].member.config
-    bf16 = fast and bf16_matmuls(device, first.batch_size)
     if bf16:  # matmuls in bf16; the inputs cast once, not every batch
         stack.dtype, rows = torch.bfloat16, rows.to(torch.bfloat16)
     opt = StackedOptimizer(

@@ -47,34 +47,22 @@ class Replay:
         )
 
 
-def _load(db: storage.Database, name: str, number: int) -> tuple[Any, storage.TrialResult]:
+def _load_rows(
+    db: storage.Database, name: str, numbers: list[int]
+) -> tuple[Any, dict[int, storage.TrialResult]]:
+    """The study's spec and the recorded rows of these trials (missing ones left out)."""
     with db.session() as session:
         record = storage.get_study_record(session, name)
         if record is None:
             raise TunerError(f"no study named {name!r} in {db.url}")
-        row = storage.get_trial_result(session, name, number)
-        if row is None:
-            raise TunerError(f"study {name!r} has no recorded trial {number}")
+        rows = {n: row for n in numbers if (row := storage.get_trial_result(session, name, n))}
         session.expunge_all()
-    if not row.manifest_json:
-        raise TunerError(
-            f"trial {number} of {name!r} has no manifest (recorded before replays existed, or "
-            "it failed before training started); it cannot be replayed"
-        )
-    return record.spec_json, row
+    return record.spec_json, rows
 
 
-def replay_trial(
-    db: storage.Database, study_name: str, trial_number: int, *, device: str = "cpu"
-) -> Replay:
-    """Re-run one recorded trial with its recorded seeds and configuration."""
-    spec_json, row = _load(db, study_name, trial_number)
-    spec, manifest = parse_spec(spec_json), dict(row.manifest_json or {})
-    params = TrialParams(
-        **{k: v for k, v in row.params_json.items() if k in TrialParams.__dataclass_fields__}
-    )
-    dev = resolve_device(device)
-    task = build_task(spec.task)
+def _member(row: storage.TrialResult) -> Member:
+    """A recorded trial as it entered its population, stopped where it was stopped."""
+    manifest = row.manifest_json or {}
     stop_at = row.epochs_run if row.stop_reason in EXTERNAL_STOPS else None
 
     def on_epoch(stats: EpochStats) -> StopReason | None:
@@ -82,42 +70,72 @@ def replay_trial(
             return row.stop_reason  # type: ignore[return-value]
         return None
 
+    params = TrialParams(
+        **{k: v for k, v in row.params_json.items() if k in TrialParams.__dataclass_fields__}
+    )
+    config = TrainConfig(**manifest["train"])
+    return Member(row.trial_number, params, config, on_epoch, manifest.get("seed_number"))
+
+
+def replay_trial(
+    db: storage.Database, study_name: str, trial_number: int, *, device: str = "cpu"
+) -> Replay:
+    """Re-run one recorded trial with its recorded seeds and configuration.
+
+    A trial trained in a population is replayed in that population: its recorded mates
+    train beside it again, in the same order. On one thread each member's slice of the
+    stacked computation is independent of the others; on several, how a batched matmul is
+    split among threads depends on the stack's size, so the whole stack is re-run.
+    """
+    spec_json, rows = _load_rows(db, study_name, [trial_number])
+    row = rows.get(trial_number)
+    if row is None:
+        raise TunerError(f"study {study_name!r} has no recorded trial {trial_number}")
+    if not row.manifest_json:
+        raise TunerError(
+            f"trial {trial_number} of {study_name!r} has no manifest (recorded before replays "
+            "existed, or it failed before training started); it cannot be replayed"
+        )
+    spec, manifest = parse_spec(spec_json), dict(row.manifest_json)
+    dev = resolve_device(device)
+    task = build_task(spec.task)
     threads = torch.get_num_threads()
     torch.set_num_threads(int(manifest.get("deterministic", {}).get("num_threads", threads)))
-    config, data = TrainConfig(**manifest["train"]), task.data.to(dev)
+    data = task.data.to(dev)
     try:
         population = manifest.get("population")
         if population:
-            # Trained in a stack: replay it as a stack of one. Each member's slice of the
-            # stacked computation does not depend on the others, so the numbers are the same.
-            member = Member(
-                trial_number, params, config, on_epoch, seed_number=manifest.get("seed_number")
-            )
-            (outcome,) = execute_population(
-                [member],
+            mates = [int(n) for n in population.get("members", [trial_number])]
+            _, recorded = _load_rows(db, study_name, mates)
+            if set(recorded) != set(mates):  # a mate's row is gone: the member on its own
+                mates, recorded = [trial_number], {trial_number: row}
+            outcomes = execute_population(
+                [_member(recorded[n]) for n in mates],
                 task=task,
                 data=data,
                 study_seed=spec.seed,
                 device=dev,
-                config=PopulationConfig(size=2, fast=bool(population.get("fast"))),
+                config=PopulationConfig(size=len(mates) + 1, fast=bool(population.get("fast"))),
             )
+            outcome = outcomes[mates.index(trial_number)]
         else:
+            member = _member(row)
             outcome = execute_trial(
                 number=trial_number,
-                params=params,
+                params=member.params,
                 task=task,
                 data=data,
-                config=config,
+                config=member.config,
                 study_seed=spec.seed,
                 device=dev,
-                on_epoch=on_epoch,
+                on_epoch=member.on_epoch,
                 seeds=[dict(s) for s in manifest["seeds"]],
             )
     finally:
         torch.set_num_threads(threads)
-    recorded = manifest.get("versions", {})
+    recorded_versions = manifest.get("versions", {})
     now = package_versions()
-    drift = {k: (v, now.get(k, "?")) for k, v in recorded.items() if now.get(k) != v}
+    drift = {k: (v, now.get(k, "?")) for k, v in recorded_versions.items() if now.get(k) != v}
     return Replay(
         study_name, trial_number, row.value, row.stop_reason, row.epochs_run, outcome, drift
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import platform
 import statistics
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -118,6 +119,9 @@ def _state_for(result: TrainResult) -> TrialState:
     return "complete"
 
 
+_GLOBAL_RNG = threading.Lock()
+
+
 def describe_error(exc: BaseException) -> str:
     if isinstance(exc, torch.cuda.OutOfMemoryError):
         return f"out of memory: {exc}".splitlines()[0]
@@ -129,16 +133,19 @@ def describe_error(exc: BaseException) -> str:
 def _build(
     task: Task, params: TrialParams, data: DataSplit, device: torch.device, init_seed: int
 ) -> tuple[torch.nn.Module, list[LayerRecord]]:
-    torch.manual_seed(init_seed)  # modules draw their construction-time weights here
-    model = task.build_model().to(device)
-    layers = apply_initializer(
-        model,
-        params.initializer_name,
-        params.init_params,
-        activation=task.activation,
-        generator=torch.Generator(device="cpu").manual_seed(init_seed),
-        calibration=data.x_train[:CALIBRATION_ROWS],
-    )
+    # Modules draw their construction-time weights from the global RNG (and the default
+    # initializers fork it): one build at a time per process, so slots cannot interleave draws.
+    with _GLOBAL_RNG:
+        torch.manual_seed(init_seed)
+        model = task.build_model().to(device)
+        layers = apply_initializer(
+            model,
+            params.initializer_name,
+            params.init_params,
+            activation=task.activation,
+            generator=torch.Generator(device="cpu").manual_seed(init_seed),
+            calibration=data.x_train[:CALIBRATION_ROWS],
+        )
     return model, layers
 
 

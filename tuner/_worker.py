@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import optuna
+import torch
 
 import storage
 from tuner._asking import (
@@ -74,6 +75,21 @@ class WorkerConfig:
     deadline: float | None = None  # time.monotonic() limit of this worker (embedded runs)
     population: int | None = None  # trials trained as one stack: None/0 auto, 1 off, K
     fast: bool | None = None  # populations in bf16/TF32 with fused optimizers; None: CUDA only
+    threads: int | None = None  # intra-op threads per slot; None: on CPU, the cores shared out
+
+
+def slot_threads(device: torch.device, slots: int, threads: int | None) -> int | None:
+    """Intra-op threads each slot should use; None: leave torch's setting alone.
+
+    On a CPU, slots share the process's threads (torch's default: one per core): two slots
+    on two cores run one thread each. Small models' ops (the MLPs populations stack) scale
+    badly across threads, so trials in parallel beat threads in parallel there.
+    """
+    if threads is not None:
+        return threads
+    if device.type != "cpu" or slots == 1:
+        return None
+    return max(1, torch.get_num_threads() // slots)
 
 
 @dataclass
@@ -145,6 +161,10 @@ class Worker:
             )
         beat = threading.Thread(target=self._heartbeat_loop, name="heartbeat", daemon=True)
         beat.start()
+        process_threads = torch.get_num_threads()
+        threads = slot_threads(self.device, self.config.slots, self.config.threads)
+        if threads is not None:  # process-wide: set before the slots start, restored after
+            torch.set_num_threads(threads)
         try:
             if self.config.slots == 1:
                 self._slot_loop()
@@ -158,6 +178,7 @@ class Worker:
                 for thread in slots:
                     thread.join()
         finally:
+            torch.set_num_threads(process_threads)
             self._stop.set()
             self._done.set()
             beat.join()

@@ -161,7 +161,12 @@ def test_a_population_reproduces_single_runs_member_by_member(
     for pop, single, hook, single_hook in zip(pops, singles, hooks, single_hooks, strict=True):
         _same_outcome(pop, single)
         _close(hook.seen, single_hook.seen)  # the hook saw the same epochs, in order
-        assert pop.manifest["population"] == {"size": len(members), "fast": False}
+        assert pop.manifest["population"] == {
+            "size": len(members),
+            "members": [m.number for m in members],
+            "fast": False,
+            "matmuls": "float32",
+        }
     diverged = next(p for p in pops if p.stop_reason == "diverged")
     assert not torch.isfinite(torch.tensor(diverged.history[-1].train_loss))
 
@@ -306,6 +311,9 @@ def test_fast_mode_trains_the_same_configurations_to_about_the_same_place() -> N
     )
     for pop, single in zip(fast, _singles(members, task), strict=True):
         assert pop.manifest["population"]["fast"] is True
+        # bf16 where the CPU multiplies it natively (AVX512-BF16, AMX), else the fp32 kernels
+        bf16 = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+        assert pop.manifest["population"]["matmuls"] == ("bfloat16" if bf16 else "float32")
         assert pop.epochs_run == single.epochs_run == 4
         # fused kernels (and bf16 matmuls where the hardware has them) round differently
         assert pop.value == pytest.approx(single.value, abs=0.03)

@@ -11,7 +11,9 @@ import torch
 
 import storage
 from tuner import RunObserver, parse_spec, run_study
+from tuner._replay import replay_trial
 from tuner._train import EpochStats
+from tuner._worker import slot_threads
 
 # Rows compared between a sequential and a population run: everything but who, when, how long.
 SAME = "state stop_reason initializer lr weight_decay batch_size patience value best_epoch"
@@ -121,3 +123,39 @@ def test_no_population_where_trials_must_be_asked_or_trained_one_by_one(
     run_study(spec, database_url=database_url, population=8)
     rows = _rows(database_url, "solo")
     assert len(rows) == 3 and _population_sizes(rows) == [None] * 3
+
+
+@pytest.mark.parametrize("population", [1, 2], ids=["single-trials", "populations"])
+def test_cpu_slots_share_the_threads_and_each_trial_replays_exactly(
+    database_url: str, population: int
+) -> None:
+    search = dict(_spec("x").model_dump(mode="json")["search"])
+    # torch's own reset_parameters() draws from the global RNG: the slots' builds must not mix
+    search["initializer"] = ["default", "kaiming_normal"]
+    spec = _spec("par", budget={"n_trials": 6, "max_epochs": 3}, search=search)
+    torch.set_num_threads(2)  # the process's threads: two slots get one each
+    run_study(spec, database_url=database_url, slots=2, population=population)
+    assert torch.get_num_threads() == 2  # restored once the slots are done
+    rows = _rows(database_url, "par")
+    assert sorted(r.trial_number for r in rows) == list(range(6))
+    assert all((r.manifest_json or {})["deterministic"]["num_threads"] == 1 for r in rows)
+    # Builds are serialized and each slot computes on one thread: every trial gives the
+    # numbers it gives alone, whichever slot ran it and whatever ran beside it.
+    db = storage.Database(database_url)
+    try:
+        replays = [replay_trial(db, "par", r.trial_number) for r in rows]
+    finally:
+        db.dispose()
+    assert all(replay.matches for replay in replays), [
+        (r.trial_number, r.stored_value, r.outcome.value) for r in replays if not r.matches
+    ]
+
+
+def test_threads_per_slot() -> None:
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    threads = torch.get_num_threads()
+    assert slot_threads(cpu, 1, None) is None  # one slot: torch's own setting
+    assert slot_threads(cpu, 2, None) == max(1, threads // 2)
+    assert slot_threads(cpu, 4 * threads, None) == 1
+    assert slot_threads(cpu, 2, 3) == 3  # asked for
+    assert slot_threads(cuda, 2, None) is None  # the GPU computes; threads only feed it

@@ -31,6 +31,15 @@ Population = Annotated[
         min=0, help="trials trained together as one stacked model: 0 auto (memory), 1 off, K"
     ),
 ]
+Slots = Annotated[int, typer.Option(min=1, help="trials (or populations) run at once")]
+Threads = Annotated[
+    int | None,
+    typer.Option(
+        min=1,
+        help="intra-op threads per slot [default: on CPU, the cores shared out among slots]",
+        show_default=False,
+    ),
+]
 FastMath = Annotated[
     bool | None,
     typer.Option(

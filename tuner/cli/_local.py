@@ -14,7 +14,15 @@ from tuner._engine import run_study
 from tuner._observer import RunObserver
 from tuner._spec import load_spec
 from tuner._train import EpochStats
-from tuner.cli._common import DatabaseUrl, FastMath, Population, app, console
+from tuner.cli._common import (
+    DatabaseUrl,
+    FastMath,
+    Population,
+    Slots,
+    Threads,
+    app,
+    console,
+)
 from tuner.cli._common import fmt as _fmt
 from tuner.cli._remote import ServiceToken, ServiceUrl, one_source
 from tuner.cli._tables import progress_bar, show_leaderboard
@@ -81,6 +89,8 @@ def run(
     top: Annotated[int, typer.Option(min=1, help="rows in the leaderboard")] = 10,
     population: Population = 0,
     fast: FastMath = None,
+    slots: Slots = 1,
+    threads: Threads = None,
 ) -> None:
     """Create or resume a study and run it here (embedded worker), then print the leaderboard."""
     spec = load_spec(spec_file)
@@ -95,6 +105,8 @@ def run(
             observer=observer,
             population=population,
             fast=fast,
+            slots=slots,
+            threads=threads,
         )
     if summary.ran == 0 and summary.complete:
         console.print(

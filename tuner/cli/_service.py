@@ -9,7 +9,7 @@ import typer
 import storage
 from tuner._observer import RunObserver
 from tuner._worker import Worker, WorkerConfig
-from tuner.cli._common import DatabaseUrl, FastMath, Population, app, err
+from tuner.cli._common import DatabaseUrl, FastMath, Population, Slots, Threads, app, err
 from tuner.cli._common import fmt as _fmt
 
 
@@ -17,7 +17,7 @@ from tuner.cli._common import fmt as _fmt
 def worker(
     database_url: DatabaseUrl = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:1, ...")] = "auto",
-    slots: Annotated[int, typer.Option(min=1, help="trials run at once on the device")] = 1,
+    slots: Slots = 1,
     heartbeat_interval: Annotated[
         float, typer.Option(min=0.05, envvar="TUNER_HEARTBEAT_INTERVAL", help="seconds")
     ] = 10.0,
@@ -31,6 +31,7 @@ def worker(
     ] = False,
     population: Population = 0,
     fast: FastMath = None,
+    threads: Threads = None,
 ) -> None:
     """Join a database and run trials of any study with budget left, until stopped.
 
@@ -52,6 +53,7 @@ def worker(
         exit_when_idle=exit_when_idle,
         population=population,
         fast=fast,
+        threads=threads,
     )
     runner = Worker(db, config, observer=_LogObserver())
     for sig in (signal.SIGTERM, signal.SIGINT):
