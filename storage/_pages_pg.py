@@ -7,6 +7,11 @@ has changed since the count was cached (every results write marks the study row,
 :func:`storage.upsert_trial_result`). The items' JSON is built by the server, for rows this
 process has not served in that version yet, in a second statement, and kept: a study's pages
 cost one index walk each once its rows have been seen.
+
+A listing read again and again on one study version (a finished study: dashboards, CI
+queries, clients paging through) is kept whole: every matching row's JSON in order. Its
+pages then cost one primary-key read of the study row (is the version still the same?) and
+a slice. Any results write gives the study row a new version, and the listing is dropped.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from __future__ import annotations
 import collections
 import functools
 import threading
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
@@ -23,6 +29,8 @@ from storage._errors import StudyNotFoundError
 from storage._models import TrialResult
 
 FRAGMENT_BUDGET = 64 << 20  # bytes of item JSON kept per process (least recently used go)
+STABLE_PAGES = 4  # pages served from one study version before its whole listing is kept
+LISTING_BUDGET = 100_000  # rows in kept listings per process (least recently used go)
 _CACHE_LIMIT = 4096  # cached totals and directions; past it, the caches start over
 _TIMESTAMPS = ("started_at", "finished_at")
 
@@ -36,6 +44,10 @@ class PostgresPages:
         self._totals: dict[tuple[str, str | None, str | None], tuple[str, int]] = {}
         self._fragments: collections.OrderedDict[tuple[str, int], tuple[str, bytes]]
         self._fragments, self._bytes = collections.OrderedDict(), 0
+        self._listings: collections.OrderedDict[_ListingKey, _Listing] = collections.OrderedDict()
+        self._listed_rows = 0
+        self._stable: dict[_ListingKey, tuple[str, int]] = {}  # version, pages served on it
+        self._building: set[_ListingKey] = set()
         self._lock = threading.Lock()
         self._local = threading.local()
 
@@ -50,6 +62,10 @@ class PostgresPages:
         offset: int,
     ) -> tuple[bytes, int]:
         """The page's items as a JSON array, and the total that match."""
+        listing_key = (name, state, initializer, order_by, descending)
+        kept = self._from_listing(listing_key, limit, offset)
+        if kept is not None:
+            return kept
         key = (name, state, initializer)
         cached = self._totals.get(key)
         params = {
@@ -70,23 +86,81 @@ class PostgresPages:
                 row = self._page_keys(params, order_by, descending, guess)
             direction, version, counted, listed = row
             keys = [_split(item) for item in listed.split(",")] if listed else []
-            items = self._items(name, keys)
-            if items is not None:
+            fragments = self._items(name, keys)
+            if fragments is not None:
                 break
         else:  # rows keep changing under us: serve them as they are now
-            items = self._items(name, keys, as_they_are=True)
-            assert items is not None
+            fragments = self._items(name, keys, as_they_are=True)
+            assert fragments is not None
+        items = b"[" + b",".join(fragments) + b"]"
         _remember(self._directions, name, direction)
+        self._note_stable(listing_key, version, direction)
         if counted is None:  # the study row has not changed: the cached total holds
             assert cached is not None
             return items, cached[1]
         _remember(self._totals, key, (version, int(counted)))
         return items, int(counted)
 
+    def _from_listing(self, key: _ListingKey, limit: int, offset: int) -> tuple[bytes, int] | None:
+        """The page from a kept listing, if the study row is still the version it was made on."""
+        listing = self._listings.get(key)
+        if listing is None:
+            return None
+        rows = self._execute(_VERSION_SQL, {"name": key[0]})
+        if rows and rows[0][0] == listing.version:
+            with self._lock:
+                if key in self._listings:
+                    self._listings.move_to_end(key)
+            page = listing.items[offset : offset + limit]
+            return b"[" + b",".join(page) + b"]", len(listing.items)
+        with self._lock:  # the study changed (or is gone): the page path decides
+            if self._listings.get(key) is listing:
+                del self._listings[key]
+                self._listed_rows -= len(listing.items)
+        return None
+
+    def _note_stable(self, key: _ListingKey, version: str, direction: str) -> None:
+        """Count pages served on one study version; keep the whole listing once it is stable."""
+        with self._lock:
+            seen = self._stable.get(key)
+            served = seen[1] + 1 if seen is not None and seen[0] == version else 1
+            _remember(self._stable, key, (version, served))
+            if served < STABLE_PAGES or key in self._building:
+                return
+            self._building.add(key)
+        try:
+            self._keep_listing(key, direction)
+        finally:
+            with self._lock:
+                self._building.discard(key)
+
+    def _keep_listing(self, key: _ListingKey, direction: str) -> None:
+        name, state, initializer, order_by, descending = key
+        if descending is None:
+            descending = order_by == "value" and direction == "maximize"
+        params = {"name": name, "state": state, "initializer": initializer}
+        filters = (state is not None, initializer is not None)
+        rows = self._execute(_listing_sql(order_by, descending, *filters), params)
+        if not rows:
+            return
+        version, listed = rows[0]
+        keys = [_split(item) for item in listed.split(",")] if listed else []
+        if len(keys) > LISTING_BUDGET // 2:
+            return  # too large to keep: pages walk the index
+        items = self._items(name, keys)
+        if items is None:
+            return  # a row changed meanwhile: the next stable version will do
+        with self._lock:
+            old = self._listings.pop(key, None)
+            self._listed_rows += len(items) - (0 if old is None else len(old.items))
+            self._listings[key] = _Listing(version, items)
+            while self._listed_rows > LISTING_BUDGET:
+                self._listed_rows -= len(self._listings.popitem(last=False)[1].items)
+
     def _items(
         self, name: str, keys: list[tuple[int, str]], as_they_are: bool = False
-    ) -> bytes | None:
-        """The items' JSON array; None when a row changed since ``keys`` were read."""
+    ) -> list[bytes] | None:
+        """The items' JSON, in order; None when a row changed since ``keys`` were read."""
         with self._lock:
             found = {n: self._cached(name, n, xmin) for n, xmin in keys}
         missing = [n for n, fragment in found.items() if fragment is None]
@@ -99,7 +173,7 @@ class PostgresPages:
             with self._lock:
                 for n, xmin, fragment in rows:
                     found[n] = self._keep(name, n, xmin, fragment.encode())
-        return b"[" + b",".join(found[n] or b"" for n, _ in keys) + b"]"
+        return [found[n] or b"" for n, _ in keys]
 
     def _cached(self, name: str, number: int, xmin: str) -> bytes | None:
         entry = self._fragments.get((name, number))
@@ -148,6 +222,18 @@ class PostgresPages:
         return connection
 
 
+_ListingKey = tuple[str, str | None, str | None, str, bool | None]
+
+
+@dataclass(frozen=True)
+class _Listing:
+    version: str  # the study row's, when it was read
+    items: list[bytes]  # every matching row's JSON, in the listing's order
+
+
+_VERSION_SQL = "SELECT xmin::text FROM tuner_studies WHERE name = %(name)s"
+
+
 def _split(item: str) -> tuple[int, str]:
     number, _, xmin = item.partition(":")
     return int(number), xmin
@@ -177,6 +263,21 @@ SELECT s.direction, s.version,
             SELECT trial_number FROM tuner_trial_results WHERE {where}
             ORDER BY {key}, trial_number LIMIT %(limit)s OFFSET %(offset)s)))
 FROM (SELECT direction, xmin::text AS version FROM tuner_studies WHERE name = %(name)s) AS s
+"""
+
+
+@functools.cache
+def _listing_sql(order_by: str, descending: bool, by_state: bool, by_initializer: bool) -> str:
+    """The study row's version and every matching ``number:xmin`` in order, read together."""
+    where = "study_name = %(name)s"
+    where += " AND state = %(state)s" if by_state else ""
+    where += " AND initializer = %(initializer)s" if by_initializer else ""
+    key = f"{order_by} {'DESC' if descending else 'ASC'} NULLS LAST"
+    return f"""
+SELECT s.version,
+    (SELECT string_agg(trial_number || ':' || xmin, ',' ORDER BY {key}, trial_number)
+        FROM tuner_trial_results WHERE {where})
+FROM (SELECT xmin::text AS version FROM tuner_studies WHERE name = %(name)s) AS s
 """
 
 
