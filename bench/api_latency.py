@@ -49,6 +49,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -447,6 +448,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=200, help="httpx: warm-up requests")
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
     parser.add_argument(
+        "--writes-per-s",
+        type=float,
+        default=0.0,
+        help="wrk: rewrite a trial row this often while measuring (workers recording results)",
+    )
+    parser.add_argument(
         "--admin-dsn",
         default=os.environ.get(ADMIN_DSN_ENV, DEFAULT_ADMIN_DSN),
         help=f"libpq DSN of a database to create the scratch one from (${ADMIN_DSN_ENV})",
@@ -496,6 +503,39 @@ def per_request_ms(before: float | None, after: float | None, requests: int) -> 
     return round(1000.0 * (after - before) / requests, 3)
 
 
+@contextlib.contextmanager
+def results_writer(url: str, per_s: float) -> Iterator[dict[str, int]]:
+    """Rewrite a random trial's row ``per_s`` times a second, as workers recording results do:
+    the study row's lock, then the row (so every write gives the study a new version)."""
+    written = {"writes": 0}
+    if per_s <= 0:
+        yield written
+        return
+    stop, db = threading.Event(), storage.Database(url)
+    model, rng = storage.TrialResult, random.Random(7)
+
+    def write() -> None:
+        while not stop.wait(1.0 / per_s):
+            with db.session() as session:
+                storage.lock_study(session, STUDY_NAME)
+                number = rng.randrange(TRIALS)
+                session.execute(
+                    sa.update(model)
+                    .where(model.study_name == STUDY_NAME, model.trial_number == number)
+                    .values(duration_s=model.duration_s + 0.001)
+                )
+            written["writes"] += 1
+
+    thread = threading.Thread(target=write, name="results-writer", daemon=True)
+    thread.start()
+    try:
+        yield written
+    finally:
+        stop.set()
+        thread.join()
+        db.dispose()
+
+
 def measure_wrk(server: Server, url: str, path: str, token: str, args: argparse.Namespace) -> Any:
     """Warm up, then measure with wrk; figures, CPU per request, and the problems seen."""
     common: dict[str, Any] = {
@@ -509,9 +549,10 @@ def measure_wrk(server: Server, url: str, path: str, token: str, args: argparse.
     )
     servers, backends = wrk_load.children(server.process.pid), backend_pids(url)
     server_cpu, pg_cpu = wrk_load.cpu_seconds(servers), wrk_load.cpu_seconds(backends)
-    run = wrk_load.run_wrk(
-        server.base_url, path, token, duration_s=args.duration, seed=args.seed, **common
-    )
+    with results_writer(url, args.writes_per_s) as written:
+        run = wrk_load.run_wrk(
+            server.base_url, path, token, duration_s=args.duration, seed=args.seed, **common
+        )
     n, wall_s = int(run["requests"]), run["duration_us"] / 1e6
     problems = [
         f"{r['bad']} bad responses, {r['socket_errors']} socket errors; {r['first_bad']}"
@@ -527,6 +568,7 @@ def measure_wrk(server: Server, url: str, path: str, token: str, args: argparse.
         "server_cpu_ms_per_request": per_request_ms(server_cpu, wrk_load.cpu_seconds(servers), n),
         "postgres_cpu_ms_per_request": per_request_ms(pg_cpu, wrk_load.cpu_seconds(backends), n),
         "warmup_s": args.warmup_s,
+        "results_writes": written["writes"],
     }
     return figures, problems
 

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from storage._database import Database
 from storage._errors import translate_errors
 from storage._models import TrialResult
-from storage._pages_pg import PostgresPages
+from storage._pages_pg import STABLE_S, PostgresPages
 from storage._results import ORDERABLE_COLUMNS, filtered, ordered
 
 #: The public columns of ``tuner_trial_results`` (DESIGN.md), plus ``error``: a page item.
@@ -79,10 +79,14 @@ class TrialPages:
     items and totals kept while their rows and the study row stay as they were).
     """
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, *, stable_s: float = STABLE_S) -> None:
+        """``stable_s``: on PostgreSQL, how long a study must stay unchanged before a listing
+        read on it is kept whole (see ``storage._pages_pg``)."""
         self.db = db
         postgres = db.engine.dialect.name == "postgresql"
-        self._postgres = PostgresPages(db, CONTRACT_COLUMNS) if postgres else None
+        self._postgres = (
+            PostgresPages(db, CONTRACT_COLUMNS, stable_s=stable_s) if postgres else None
+        )
 
     @translate_errors
     def page(

@@ -8,10 +8,13 @@ has changed since the count was cached (every results write marks the study row,
 process has not served in that version yet, in a second statement, and kept: a study's pages
 cost one index walk each once its rows have been seen.
 
-A listing read again and again on one study version (a finished study: dashboards, CI
-queries, clients paging through) is kept whole: every matching row's JSON in order. Its
-pages then cost one primary-key read of the study row (is the version still the same?) and
-a slice. Any results write gives the study row a new version, and the listing is dropped.
+A listing read again on a study version that has not changed for ``STABLE_S`` seconds (a
+finished study: dashboards, CI queries, clients paging through) is kept whole: every
+matching row's JSON in order. Its pages then cost one primary-key read of the study row (is
+the version still the same?) and a slice. Any results write gives the study row a new
+version, and the listing is dropped. A study written to more often than that (workers
+recording results) is never kept whole: building a listing costs as much as dozens of
+pages, so its pages keep walking the index.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from __future__ import annotations
 import collections
 import functools
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,7 +33,7 @@ from storage._errors import StudyNotFoundError
 from storage._models import TrialResult
 
 FRAGMENT_BUDGET = 64 << 20  # bytes of item JSON kept per process (least recently used go)
-STABLE_PAGES = 4  # pages served from one study version before its whole listing is kept
+STABLE_S = 2.0  # a study version this old (seconds since first served) gets its listing kept
 LISTING_BUDGET = 100_000  # rows in kept listings per process (least recently used go)
 _CACHE_LIMIT = 4096  # cached totals and directions; past it, the caches start over
 _TIMESTAMPS = ("started_at", "finished_at")
@@ -38,15 +42,17 @@ _TIMESTAMPS = ("started_at", "finished_at")
 class PostgresPages:
     """Pages as JSON item lists; thread-safe (each thread keeps a connection of its own)."""
 
-    def __init__(self, db: Database, columns: tuple[str, ...]) -> None:
-        self.db, self.columns = db, columns
+    def __init__(
+        self, db: Database, columns: tuple[str, ...], *, stable_s: float = STABLE_S
+    ) -> None:
+        self.db, self.columns, self.stable_s = db, columns, stable_s
         self._directions: dict[str, str] = {}
         self._totals: dict[tuple[str, str | None, str | None], tuple[str, int]] = {}
         self._fragments: collections.OrderedDict[tuple[str, int], tuple[str, bytes]]
         self._fragments, self._bytes = collections.OrderedDict(), 0
         self._listings: collections.OrderedDict[_ListingKey, _Listing] = collections.OrderedDict()
         self._listed_rows = 0
-        self._stable: dict[_ListingKey, tuple[str, int]] = {}  # version, pages served on it
+        self._stable: dict[_ListingKey, tuple[str, float]] = {}  # version, when first served
         self._building: set[_ListingKey] = set()
         self._lock = threading.Lock()
         self._local = threading.local()
@@ -120,12 +126,14 @@ class PostgresPages:
         return None
 
     def _note_stable(self, key: _ListingKey, version: str, direction: str) -> None:
-        """Count pages served on one study version; keep the whole listing once it is stable."""
+        """Keep the whole listing once a page is served on a version ``stable_s`` old."""
+        now = time.monotonic()
         with self._lock:
             seen = self._stable.get(key)
-            served = seen[1] + 1 if seen is not None and seen[0] == version else 1
-            _remember(self._stable, key, (version, served))
-            if served < STABLE_PAGES or key in self._building:
+            if seen is None or seen[0] != version:
+                _remember(self._stable, key, (version, now))
+                return
+            if now - seen[1] < self.stable_s or key in self._building:
                 return
             self._building.add(key)
         try:

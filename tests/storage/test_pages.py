@@ -21,7 +21,6 @@ from storage import (
     page_trial_results,
     upsert_trial_result,
 )
-from storage._pages_pg import STABLE_PAGES
 from tests.storage.conftest import T0, MakeResult
 from tests.storage.test_results import AddStudy
 
@@ -66,9 +65,8 @@ def _kept_listings(pages: TrialPages) -> int:
 
 
 def test_every_order_and_filter_gives_the_reference_json(awkward: Database) -> None:
-    pages = TrialPages(awkward)
-    windows = [(100, 0), (3, 2), (2, 6), (5, 9)] * 2  # the second round from kept listings
-    assert len(windows) > STABLE_PAGES
+    pages = TrialPages(awkward, stable_s=0.0)
+    windows = [(100, 0), (3, 2), (2, 6), (5, 9)]  # after the second, from kept listings
     for order_by in ORDERABLE_COLUMNS:
         for descending in (None, True, False):
             for filters in ({}, {"state": "complete"}, {"initializer": "orthogonal"}):
@@ -82,7 +80,9 @@ def test_every_order_and_filter_gives_the_reference_json(awkward: Database) -> N
 
 
 def test_timestamps_and_escapes_are_written_exactly(awkward: Database) -> None:
-    items = json.loads(TrialPages(awkward).page("acc", order_by="trial_number"))["items"]
+    items = json.loads(TrialPages(awkward, stable_s=0.0).page("acc", order_by="trial_number"))[
+        "items"
+    ]
     assert items[0]["error"] == 'say "hi"\n\\ ünïcode\t' and items[0]["worker"] is None
     assert items[0]["started_at"] == "2025-01-02T03:04:05.123456Z"
     assert items[2]["started_at"] == "2025-01-02T03:04:05Z"  # no fraction on whole seconds
@@ -97,12 +97,12 @@ def test_timestamps_and_escapes_are_written_exactly(awkward: Database) -> None:
 
 
 def test_totals_follow_every_results_write(awkward: Database, make_result: MakeResult) -> None:
-    pages = TrialPages(awkward)
+    pages = TrialPages(awkward, stable_s=0.0)
 
     def total(**filters: Any) -> int:
         return int(json.loads(pages.page("acc", limit=1, **filters))["total"])
 
-    for _ in range(STABLE_PAGES + 1):  # again: from the cache, then from kept listings
+    for _ in range(3):  # again: from the cache, then from kept listings
         assert (total(), total(state="complete")) == (7, 5)
     _write(awkward, make_result(7, study_name="acc"))
     assert (total(), total(state="complete")) == (8, 6)
@@ -111,9 +111,9 @@ def test_totals_follow_every_results_write(awkward: Database, make_result: MakeR
 
 
 def test_items_follow_every_results_write(awkward: Database, make_result: MakeResult) -> None:
-    pages = TrialPages(awkward)
+    pages = TrialPages(awkward, stable_s=0.0)
     first = pages.page("acc", order_by="trial_number")
-    for _ in range(STABLE_PAGES + 1):
+    for _ in range(3):
         assert pages.page("acc", order_by="trial_number") == first  # served again, from memory
     postgres = awkward.engine.dialect.name == "postgresql"
     assert _kept_listings(pages) == (1 if postgres else 0)
@@ -125,13 +125,23 @@ def test_items_follow_every_results_write(awkward: Database, make_result: MakeRe
     )
 
 
+def test_a_listing_is_kept_whole_only_once_its_study_has_stayed_unchanged(
+    awkward: Database,
+) -> None:
+    busy = TrialPages(awkward, stable_s=3600.0)  # as if written to all the time
+    for _ in range(5):
+        body = json.loads(busy.page("acc", order_by="trial_number", limit=3, offset=2))
+        assert body == _reference(awkward, "acc", order_by="trial_number", limit=3, offset=2)
+    assert _kept_listings(busy) == 0
+
+
 def test_unknown_study_and_a_study_made_anew(
     awkward: Database, add_study: AddStudy, make_result: MakeResult
 ) -> None:
-    pages = TrialPages(awkward)
+    pages = TrialPages(awkward, stable_s=0.0)
     with pytest.raises(StudyNotFoundError, match="'nope' does not exist"):
         pages.page("nope")
-    for _ in range(STABLE_PAGES + 1):  # kept whole on PostgreSQL, then the study goes
+    for _ in range(3):  # kept whole on PostgreSQL, then the study goes
         assert json.loads(pages.page("acc", limit=1))["items"][0]["trial_number"] == 6  # 0.99
     with awkward.session() as session:  # the same name again, minimizing, with no trials
         session.execute(sa.delete(StudyRecord).where(StudyRecord.name == "acc"))
@@ -143,7 +153,7 @@ def test_unknown_study_and_a_study_made_anew(
 
 
 def test_bad_arguments_are_refused(awkward: Database) -> None:
-    pages = TrialPages(awkward)
+    pages = TrialPages(awkward, stable_s=0.0)
     with pytest.raises(ValueError, match="order_by must be one of"):
         pages.page("acc", order_by="id")
     with pytest.raises(ValueError, match="offset must be >= 0"):
