@@ -10,7 +10,6 @@ retried with the same parameters up to ``budget.max_retries``.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
 import os
@@ -49,10 +48,10 @@ from tuner._rows import (
     failure_row,
     frozen_trial,
     result_row,
-    retry_payload,
     worker_id,
 )
 from tuner._search import TrialParams, grid_space, suggest
+from tuner._settle import queue_again, settle_lost_run
 from tuner._spec import StudySpec, parse_spec
 from tuner._study_options import make_pruner, make_sampler
 from tuner._tasks import Task, build_task
@@ -490,13 +489,7 @@ class Worker:
                 log.warning("trial %s was taken over before it was recorded", trial.number)
                 return
             if retry:
-                storage.queue_retry(
-                    session,
-                    study_name=claim.study_name,
-                    attempt=claim.attempt + 1,
-                    retry_of=root,
-                    params_json=retry_payload(trial),
-                )
+                queue_again(session, claim.study_name, claim.attempt + 1, root, trial)
             if outcome.stop_reason == "timeout" and self.config.deadline is None:
                 storage.set_study_status(session, claim.study_name, "completed")
             storage.complete_study_if_done(session, claim.study_name)
@@ -517,13 +510,7 @@ class Worker:
         with self.db.session() as session:
             if storage.finish_run(session, claim.run_id, "retried"):
                 storage.upsert_trial_result(session, row)
-                storage.queue_retry(
-                    session,
-                    study_name=claim.study_name,
-                    attempt=claim.attempt,
-                    retry_of=root,
-                    params_json=retry_payload(trial),
-                )
+                queue_again(session, claim.study_name, claim.attempt, root, trial)
         self.observer.trial_finished(row)
 
     # -- lost runs ---------------------------------------------------------------------------
@@ -538,114 +525,7 @@ class Worker:
             dead = {w for w in storage.running_workers(session) if dead_here(w)}
             lost = storage.reap_lost_runs(session, stale_before=stale_before, dead_workers=dead)
         for run in lost:
-            self._settle(run)
-
-    def _settle(self, run: storage.LostRun) -> None:
-        """Record a lost run and queue its retry (or end it, once retries are spent)."""
-        backend = self.db.optuna_storage()
-        with self.db.session() as session:
-            record = storage.get_study_record(session, run.study_name)
-        assert record is not None
-        spec = parse_spec(record.spec_json)
-        if run.trial_number is None:  # lost before it asked Optuna: just run it again
-            with self.db.session() as session:
-                storage.queue_retry(
-                    session,
-                    study_name=run.study_name,
-                    attempt=run.attempt,
-                    retry_of=run.retry_of,
-                    params_json=None,
-                )
-            return
-        frozen = frozen_trial(backend, run.study_name, run.trial_number)
-        with self.db.session() as session:
-            recorded = storage.get_trial_result(session, run.study_name, run.trial_number)
-            recorded_data = None if recorded is None else storage.TrialResultData.from_row(recorded)
-        if recorded_data is not None:
-            self._finish_recorded(run, frozen, recorded_data, spec)
-            return
-        if frozen.state == optuna.trial.TrialState.RUNNING:
-            # ValueError/RuntimeError: its worker finished it just now, handled below
-            with contextlib.suppress(RuntimeError, ValueError):
-                optuna.load_study(study_name=run.study_name, storage=backend).tell(
-                    run.trial_number, state=optuna.trial.TrialState.FAIL
-                )
-            frozen = frozen_trial(backend, run.study_name, run.trial_number)
-        kept = frozen.user_attrs.get(RESULT_ATTR)
-        root = run.retry_of if run.retry_of is not None else run.trial_number
-        with self.db.session() as session:
-            if kept is not None:  # its worker finished the trial but died before recording it
-                storage.upsert_trial_result(session, storage.TrialResultData.from_json(kept))
-                storage.set_run_state(session, run.run_id, "done")
-            elif PARAMS_ATTR not in frozen.user_attrs:  # died right after asking: run it anew
-                storage.queue_retry(
-                    session,
-                    study_name=run.study_name,
-                    attempt=run.attempt,
-                    retry_of=run.retry_of,
-                    params_json=None,
-                )
-            else:
-                active = record.status in ("queued", "running")
-                retry = active and run.attempt < spec.budget.max_retries
-                why = f"worker {run.worker} lost: no heartbeat for {self.config.grace:g}s"
-                row = failure_row(
-                    run.study_name, frozen, error=why + ("; retrying" if retry else "")
-                )
-                storage.upsert_trial_result(session, row)
-                if retry:
-                    storage.queue_retry(
-                        session,
-                        study_name=run.study_name,
-                        attempt=run.attempt + 1,
-                        retry_of=root,
-                        params_json=retry_payload(frozen),
-                    )
-                else:
-                    storage.set_run_state(session, run.run_id, "done")
-        self._complete_if_done(run.study_name)
-
-    def _finish_recorded(
-        self,
-        run: storage.LostRun,
-        frozen: optuna.trial.FrozenTrial,
-        row: storage.TrialResultData,
-        spec: StudySpec,
-    ) -> None:
-        """Its worker wrote the row, then died before telling Optuna or ending the run."""
-        assert run.trial_number is not None
-        if frozen.state == optuna.trial.TrialState.RUNNING:
-            states = {
-                "complete": optuna.trial.TrialState.COMPLETE,
-                "pruned": optuna.trial.TrialState.PRUNED,
-            }
-            state = states.get(row.state, optuna.trial.TrialState.FAIL)
-            complete = state == optuna.trial.TrialState.COMPLETE and row.value is not None
-            values = [float(row.value)] if complete and row.value is not None else None
-            with contextlib.suppress(RuntimeError, ValueError):
-                optuna.load_study(study_name=run.study_name, storage=self.db.optuna_storage()).tell(
-                    run.trial_number, values, state=state
-                )
-        retry = (row.error or "").endswith("(retrying)")
-        with self.db.session() as session:
-            storage.set_run_state(session, run.run_id, "retried" if retry else "done")
-            if retry:
-                root = run.retry_of if run.retry_of is not None else run.trial_number
-                storage.queue_retry(
-                    session,
-                    study_name=run.study_name,
-                    attempt=run.attempt + 1,
-                    retry_of=root,
-                    params_json=retry_payload(frozen),
-                )
-        self._complete_if_done(run.study_name)
-
-    def _complete_if_done(self, name: str) -> None:
-        # In its own transaction, after ours committed: of workers finishing the last trials
-        # at once, the last to commit then sees every run done (inside the finishing
-        # transaction each would see only its own).
-        with self.db.session() as session:
-            storage.complete_study_if_done(session, name)
+            settle_lost_run(self.db, run, grace=self.config.grace)
 
 
 def _clock() -> float:
