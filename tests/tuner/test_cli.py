@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import subprocess
@@ -46,6 +47,25 @@ def test_run_then_rerun_then_results(spec_file: Path, tmp_path: Path) -> None:
     assert more.exit_code == 0 and "4/4" in more.output
     shown = runner.invoke(app, ["results", "cli-study", "--database-url", url])
     assert shown.exit_code == 0 and "top 4 of 4 trials" in shown.output
+
+
+def test_run_in_fast_populations_on_two_slots_of_given_threads(
+    spec_file: Path, tmp_path: Path
+) -> None:
+    url = f"sqlite:///{tmp_path / 'slots.db'}"
+    args = ["run", str(spec_file), "--database-url", url, "--n-trials", "4"]
+    args += ["--fast", "--population", "2", "--slots", "2", "--threads", "1"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "4/4" in result.output
+    with sqlite3.connect(tmp_path / "slots.db") as connection:
+        manifests = [
+            json.loads(m)
+            for (m,) in connection.execute("select manifest_json from tuner_trial_results")
+        ]
+    assert len(manifests) == 4
+    assert all(m["deterministic"]["num_threads"] == 1 for m in manifests)
+    assert all(m["population"]["fast"] is True for m in manifests)
 
 
 def test_database_url_from_the_environment(
