@@ -153,8 +153,10 @@ class PostgresPages:
             return
         version, listed = rows[0]
         keys = [_split(item) for item in listed.split(",")] if listed else []
-        if len(keys) > LISTING_BUDGET // 2:
-            return  # too large to keep: pages walk the index
+        if len(keys) > LISTING_BUDGET // 2:  # too large to keep: pages walk the index
+            with self._lock:  # and nobody reads it whole again on this version
+                _remember(self._stable, key, (version, float("inf")))
+            return
         items = self._items(name, keys)
         if items is None:
             return  # a row changed meanwhile: the next stable version will do
@@ -253,14 +255,21 @@ def _remember(cache: dict[Any, Any], key: Any, value: Any) -> None:
     cache[key] = value
 
 
+def _where(by_state: bool, by_initializer: bool) -> str:
+    where = "study_name = %(name)s"
+    where += " AND state = %(state)s" if by_state else ""
+    return where + (" AND initializer = %(initializer)s" if by_initializer else "")
+
+
+def _order(order_by: str, descending: bool) -> str:
+    return f"{order_by} {'DESC' if descending else 'ASC'} NULLS LAST"
+
+
 @functools.cache
 def _keys_sql(order_by: str, descending: bool, by_state: bool, by_initializer: bool) -> str:
     """The study's direction and row version, the total unless ``version`` is current, and
     the page's ``number:xmin`` list in order; no row when the study does not exist."""
-    where = "study_name = %(name)s"
-    where += " AND state = %(state)s" if by_state else ""
-    where += " AND initializer = %(initializer)s" if by_initializer else ""
-    key = f"{order_by} {'DESC' if descending else 'ASC'} NULLS LAST"
+    where, key = _where(by_state, by_initializer), _order(order_by, descending)
     return f"""
 SELECT s.direction, s.version,
     CASE WHEN s.version = %(version)s THEN NULL
@@ -277,10 +286,7 @@ FROM (SELECT direction, xmin::text AS version FROM tuner_studies WHERE name = %(
 @functools.cache
 def _listing_sql(order_by: str, descending: bool, by_state: bool, by_initializer: bool) -> str:
     """The study row's version and every matching ``number:xmin`` in order, read together."""
-    where = "study_name = %(name)s"
-    where += " AND state = %(state)s" if by_state else ""
-    where += " AND initializer = %(initializer)s" if by_initializer else ""
-    key = f"{order_by} {'DESC' if descending else 'ASC'} NULLS LAST"
+    where, key = _where(by_state, by_initializer), _order(order_by, descending)
     return f"""
 SELECT s.version,
     (SELECT string_agg(trial_number || ':' || xmin, ',' ORDER BY {key}, trial_number)

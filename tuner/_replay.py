@@ -109,6 +109,8 @@ def replay_trial(
             _, recorded = _load_rows(db, study_name, mates)
             if set(recorded) != set(mates):  # a mate's row is gone: the member on its own
                 mates, recorded = [trial_number], {trial_number: row}
+            # a mate without a manifest failed before it was built: it never joined the stack
+            mates = [n for n in mates if recorded[n].manifest_json]
             outcomes = execute_population(
                 [_member(recorded[n]) for n in mates],
                 task=task,

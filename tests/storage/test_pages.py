@@ -135,6 +135,27 @@ def test_a_listing_is_kept_whole_only_once_its_study_has_stayed_unchanged(
     assert _kept_listings(busy) == 0
 
 
+def test_a_listing_too_large_to_keep_is_not_read_whole_again(
+    awkward: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("storage._pages_pg.LISTING_BUDGET", 4)  # the study has 7 rows
+    pages = TrialPages(awkward, stable_s=0.0)
+    reads: list[str] = []
+    if pages._postgres is not None:  # count the statements that read a whole listing
+        execute = pages._postgres._execute
+        monkeypatch.setattr(
+            pages._postgres,
+            "_execute",
+            lambda sql, params: reads.append(sql) or execute(sql, params),  # type: ignore[func-returns-value]
+        )
+    for _ in range(4):
+        body = json.loads(pages.page("acc", limit=2))
+        assert body == _reference(awkward, "acc", limit=2)
+    assert _kept_listings(pages) == 0
+    whole = [sql for sql in reads if "ARRAY(" not in sql and "string_agg" in sql]
+    assert len(whole) == (1 if awkward.engine.dialect.name == "postgresql" else 0)
+
+
 def test_unknown_study_and_a_study_made_anew(
     awkward: Database, add_study: AddStudy, make_result: MakeResult
 ) -> None:
