@@ -10,7 +10,6 @@ retried with the same parameters up to ``budget.max_retries``.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import socket
@@ -29,7 +28,6 @@ from tuner._asking import (
     ask_in_memory,
     asks_in_memory,
     retry_trial,
-    tell_in_session,
 )
 from tuner._data import DataSplit
 from tuner._observer import RunObserver
@@ -40,18 +38,15 @@ from tuner._population import (
     largest_batch,
     population_size,
 )
+from tuner._recording import hand_back, record_outcome
 from tuner._reporting import EpochReporter, Snapshot
 from tuner._rows import (
     PARAMS_ATTR,
-    RESULT_ATTR,
     dead_here,
-    failure_row,
-    frozen_trial,
-    result_row,
     worker_id,
 )
 from tuner._search import TrialParams, grid_space, suggest
-from tuner._settle import queue_again, settle_lost_run
+from tuner._settle import settle_lost_run
 from tuner._spec import StudySpec, parse_spec
 from tuner._study_options import make_pruner, make_sampler
 from tuner._tasks import Task, build_task
@@ -465,34 +460,20 @@ class Worker:
         outcome: TrialOutcome,
         root: int,
     ) -> None:
-        retry = outcome.stop_reason == "error" and claim.attempt < spec.budget.max_retries
-        row = result_row(claim.study_name, outcome, self.name)
-        if retry:
-            row = dataclasses.replace(row, error=f"{row.error} (retrying)")
-        state = (
-            "retried" if retry else "cancelled" if outcome.stop_reason == "cancelled" else "done"
+        recorded = record_outcome(
+            self.db,
+            claim,
+            study,
+            reporter,
+            outcome,
+            worker=self.name,
+            root=root,
+            retry=outcome.stop_reason == "error" and claim.attempt < spec.budget.max_retries,
+            timeout_ends_study=self.config.deadline is None,  # a service's study, not a run's
         )
-        trial = reporter.trial
-        # One transaction: the row, Optuna's end of the trial (with the epochs not yet
-        # written) and the run's end commit together, or none of them (a crash leaves the run
-        # running; the reaper then fails the trial and retries it). The row comes first: it
-        # takes the study's lock, so finishers of one study take turns, and the last of them
-        # sees every run done.
-        with self.db.session() as session:
-            storage.upsert_trial_result(session, row)
-            if not storage.finish_run(session, claim.run_id, state):
-                session.rollback()
-                return  # declared lost meanwhile: the reaper records and retries it
-            finished = tell_in_session(session, study, trial, outcome, reporter)
-            if finished is None:
-                session.rollback()
-                log.warning("trial %s was taken over before it was recorded", trial.number)
-                return
-            if retry:
-                queue_again(session, claim.study_name, claim.attempt + 1, root, trial)
-            if outcome.stop_reason == "timeout" and self.config.deadline is None:
-                storage.set_study_status(session, claim.study_name, "completed")
-            storage.complete_study_if_done(session, claim.study_name)
+        if recorded is None:
+            return
+        row, finished = recorded
         snapshot.record(finished)  # pruners and samplers see the trial we just finished
         self.ran += 1
         self.observer.trial_finished(row)
@@ -500,18 +481,7 @@ class Worker:
     def _hand_back(
         self, claim: storage.Claim, study: optuna.Study, trial: AskedTrial, root: int, why: str
     ) -> None:
-        """Record this attempt as failed and queue the same configuration again (no retry used)."""
-        backend = self.db.optuna_storage()
-        row = failure_row(
-            claim.study_name, frozen_trial(backend, study.study_name, trial.number), error=why
-        )
-        backend.set_trial_user_attr(trial.trial_id, RESULT_ATTR, row.to_json())
-        study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
-        with self.db.session() as session:
-            if storage.finish_run(session, claim.run_id, "retried"):
-                storage.upsert_trial_result(session, row)
-                queue_again(session, claim.study_name, claim.attempt, root, trial)
-        self.observer.trial_finished(row)
+        self.observer.trial_finished(hand_back(self.db, claim, study, trial, root, why))
 
     # -- lost runs ---------------------------------------------------------------------------
 
