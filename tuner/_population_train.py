@@ -31,8 +31,8 @@ def bf16_matmuls(device: torch.device) -> bool:
     """Whether bf16 matmuls pay here: CUDA with bf16, or a CPU with bf16 dot products.
 
     On CPUs with AVX512-BF16 (or AMX) oneDNN multiplies bf16 at 2-4x its fp32 rate; on
-    2 AVX512-BF16 cores a population's step gains 1.2x (batch 32) to 2.6x (batch 256),
-    weight casts included (measured in bench/README.md). Elsewhere bf16 would be emulated.
+    2 AVX512-BF16 cores a stacked step of 4 members gains 1.2x (batch 32) to 2.3x (batch
+    256), weight casts included (bench/README.md). Elsewhere bf16 would be emulated.
     """
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()

@@ -12,8 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import torch
-
 import storage
 from tuner._errors import TunerError
 from tuner._population import Member, PopulationConfig, execute_population
@@ -21,7 +19,13 @@ from tuner._search import TrialParams
 from tuner._spec import parse_spec
 from tuner._tasks import build_task
 from tuner._train import EpochStats, StopReason, TrainConfig
-from tuner._trial import TrialOutcome, execute_trial, package_versions, resolve_device
+from tuner._trial import (
+    TrialOutcome,
+    execute_trial,
+    intra_op_threads,
+    package_versions,
+    resolve_device,
+)
 
 #: Stop reasons decided outside the trial; a replay stops where the original was stopped.
 EXTERNAL_STOPS = frozenset({"pruned", "timeout", "cancelled"})
@@ -99,10 +103,9 @@ def replay_trial(
     spec, manifest = parse_spec(spec_json), dict(row.manifest_json)
     dev = resolve_device(device)
     task = build_task(spec.task)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(int(manifest.get("deterministic", {}).get("num_threads", threads)))
+    recorded_threads = manifest.get("deterministic", {}).get("num_threads")
     data = task.data.to(dev)
-    try:
+    with intra_op_threads(None if recorded_threads is None else int(recorded_threads)):
         population = manifest.get("population")
         if population:
             mates = [int(n) for n in population.get("members", [trial_number])]
@@ -133,8 +136,6 @@ def replay_trial(
                 on_epoch=member.on_epoch,
                 seeds=[dict(s) for s in manifest["seeds"]],
             )
-    finally:
-        torch.set_num_threads(threads)
     recorded_versions = manifest.get("versions", {})
     now = package_versions()
     drift = {k: (v, now.get(k, "?")) for k, v in recorded_versions.items() if now.get(k) != v}

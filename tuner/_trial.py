@@ -7,12 +7,13 @@ so the caller always has a state to record.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import platform
 import statistics
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
@@ -120,6 +121,21 @@ def _state_for(result: TrainResult) -> TrialState:
 
 
 _GLOBAL_RNG = threading.Lock()
+
+
+@contextlib.contextmanager
+def intra_op_threads(threads: int | None) -> Iterator[None]:
+    """torch's intra-op threads set to ``threads`` (None: left alone), restored on exit.
+
+    Process-wide: set it before starting threads that compute, not from inside one.
+    """
+    saved = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(saved)
 
 
 def describe_error(exc: BaseException) -> str:

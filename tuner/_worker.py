@@ -51,7 +51,7 @@ from tuner._spec import StudySpec, parse_spec
 from tuner._study_options import make_pruner, make_sampler
 from tuner._tasks import Task, build_task
 from tuner._train import EpochHook, EpochStats, StopReason, TrainConfig
-from tuner._trial import TrialOutcome, execute_trial, resolve_device
+from tuner._trial import TrialOutcome, execute_trial, intra_op_threads, resolve_device
 
 log = logging.getLogger("tuner.worker")
 SAMPLING_SNAPSHOT_S = 1.0  # how stale a study the sampler may see (it skips a read per trial)
@@ -155,30 +155,30 @@ class Worker:
             )
         beat = threading.Thread(target=self._heartbeat_loop, name="heartbeat", daemon=True)
         beat.start()
-        process_threads = torch.get_num_threads()
         threads = slot_threads(self.device, self.config.slots, self.config.threads)
-        if threads is not None:  # process-wide: set before the slots start, restored after
-            torch.set_num_threads(threads)
         try:
-            if self.config.slots == 1:
-                self._slot_loop()
-            else:
-                slots = [
-                    threading.Thread(target=self._slot_loop, name=f"slot-{i}", daemon=True)
-                    for i in range(self.config.slots)
-                ]
-                for thread in slots:
-                    thread.start()
-                for thread in slots:
-                    thread.join()
+            with intra_op_threads(threads):  # before the slots start
+                self._run_slots()
         finally:
-            torch.set_num_threads(process_threads)
             self._stop.set()
             self._done.set()
             beat.join()
             with self.db.session() as session:
                 storage.stop_worker(session, self.name)
         return self.ran
+
+    def _run_slots(self) -> None:
+        if self.config.slots == 1:
+            self._slot_loop()
+            return
+        slots = [
+            threading.Thread(target=self._slot_loop, name=f"slot-{i}", daemon=True)
+            for i in range(self.config.slots)
+        ]
+        for thread in slots:
+            thread.start()
+        for thread in slots:
+            thread.join()
 
     def _heartbeat_loop(self) -> None:
         while not self._done.wait(self.config.heartbeat_interval):
