@@ -12,7 +12,6 @@ from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
 import storage
-import tuner
 from api.config import Settings, get_settings
 from api.dashboard import DashboardApp
 from api.deps import Authorized
@@ -20,6 +19,7 @@ from api.errors import add_exception_handlers
 from api.metrics import make_registry
 from api.routes import ops, preflight, report, studies, trials, workers
 from api.summary import ImportanceCache
+from tuner.spec import StudySpec
 
 log = logging.getLogger("api")
 
@@ -87,7 +87,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 def _document_study_body(app: FastAPI) -> None:
     """Show the study definition's JSON schema as ``POST /v1/studies``' request body.
 
-    The route takes a plain mapping (``tuner.parse_spec`` validates it, so errors carry the
+    The route takes a plain mapping (``parse_spec`` validates it, so errors carry the
     spec's own field paths); the schema documents what it accepts.
     """
 
@@ -97,7 +97,7 @@ def _document_study_body(app: FastAPI) -> None:
         schema = generate()  # FastAPI's own, cached on the app
         components = schema.setdefault("components", {}).setdefault("schemas", {})
         if "StudySpec" not in components:
-            spec = tuner.StudySpec.model_json_schema(ref_template="#/components/schemas/{model}")
+            spec = StudySpec.model_json_schema(ref_template="#/components/schemas/{model}")
             for name, definition in spec.pop("$defs", {}).items():
                 components.setdefault(name, definition)
             components["StudySpec"] = spec

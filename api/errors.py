@@ -11,12 +11,12 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 import storage
-import tuner
+from tuner.errors import SpecError, SpecIssue, StudyStateError, TaskError
 
 log = logging.getLogger("api")
 
 
-def validation_detail(issues: list[tuner.SpecIssue]) -> list[dict[str, Any]]:
+def validation_detail(issues: list[SpecIssue]) -> list[dict[str, Any]]:
     """Spec issues in FastAPI's validation-error shape, located in the request body."""
     return [
         {"loc": ["body", *issue.loc], "msg": issue.msg, "type": "value_error"} for issue in issues
@@ -24,7 +24,7 @@ def validation_detail(issues: list[tuner.SpecIssue]) -> list[dict[str, Any]]:
 
 
 async def _spec_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, tuner.SpecError)
+    assert isinstance(exc, SpecError)
     return JSONResponse({"detail": validation_detail(exc.issues)}, status_code=422)
 
 
@@ -53,9 +53,9 @@ async def _storage_error(request: Request, exc: Exception) -> JSONResponse:
 
 def add_exception_handlers(app: FastAPI) -> None:
     """Register the translations (the most specific exception class wins)."""
-    app.add_exception_handler(tuner.SpecError, _spec_error)
-    app.add_exception_handler(tuner.TaskError, _task_error)
-    app.add_exception_handler(tuner.StudyStateError, _conflict)
+    app.add_exception_handler(SpecError, _spec_error)
+    app.add_exception_handler(TaskError, _task_error)
+    app.add_exception_handler(StudyStateError, _conflict)
     app.add_exception_handler(storage.StudyNotFoundError, _not_found)
     app.add_exception_handler(storage.StudyExistsError, _conflict)
     app.add_exception_handler(storage.StorageError, _storage_error)

@@ -6,8 +6,8 @@ import time
 from collections import OrderedDict, defaultdict
 
 import storage
-import tuner
 from api.schemas import DepthProfile, InitializerStats, Summary
+from tuner.report import param_importances
 
 Importances = tuple[dict[str, float] | None, str | None]
 
@@ -73,7 +73,7 @@ def summarize(db: storage.Database, name: str, *, cache: ImportanceCache) -> Sum
     n_complete = sum(len(v) for v in values.values())
     cached = cache.get(name, n_complete)
     if cached is None:
-        cached = tuner.param_importances(db, name)
+        cached = param_importances(db, name)
         cache.put(name, n_complete, cached)
     return Summary(
         study=name,

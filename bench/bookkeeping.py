@@ -38,10 +38,10 @@ import psycopg
 import sqlalchemy as sa
 
 import storage
-import tuner
-from tuner import _worker
-from tuner._train import EpochStats, StopReason
-from tuner._trial import TrialOutcome
+from tuner.spec import StudySpec, parse_spec
+from tuner.studies import submit_study
+from tuner.training import EpochStats, StopReason, TrialOutcome
+from tuner.worker import RunObserver, Worker, WorkerConfig, _worker
 
 ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 REPORTS = 20
@@ -104,7 +104,7 @@ def trivial_trial(**kw: Any) -> TrialOutcome:
     )
 
 
-def spec(name: str, n_trials: int) -> tuner.StudySpec:
+def spec(name: str, n_trials: int) -> StudySpec:
     search = {  # the five dimensions, as in DESIGN.md
         "initializer": ["xavier_uniform", "kaiming_normal", "orthogonal", "lsuv"],
         "lr": {"low": 1e-4, "high": 1.0, "log": True},
@@ -112,7 +112,7 @@ def spec(name: str, n_trials: int) -> tuner.StudySpec:
         "batch_size": [32, 64, 128, 256],
         "patience": {"low": 2, "high": 10},
     }
-    return tuner.parse_spec(
+    return parse_spec(
         {
             "name": name,
             "task": {"model": "mlp", "hidden": [8], "dataset": "synthetic"},
@@ -147,22 +147,22 @@ def figures(ends: list[tuple[float, float]], start: float, counter: SqlCounter) 
 def bench_worker(url: str, n_trials: int, counter: SqlCounter) -> dict[str, float]:
     db = storage.Database(url)
     db.upgrade()
-    tuner.submit_study(db, spec("bk", n_trials))
+    submit_study(db, spec("bk", n_trials))
     _worker.execute_trial = trivial_trial
     ends: list[tuple[float, float]] = []
 
-    class Clock(tuner.RunObserver):
+    class Clock(RunObserver):
         def trial_finished(self, row: storage.TrialResultData) -> None:
             ends.append((time.perf_counter(), time.process_time()))
 
-    config = tuner.WorkerConfig(  # one trial at a time (no population): the trivial objective
+    config = WorkerConfig(  # one trial at a time (no population): the trivial objective
         device="cpu",
         heartbeat_interval=1.0,
         studies=("bk",),
         exit_when_idle=True,
         population=1,
     )
-    worker = tuner.Worker(db, config, observer=Clock())
+    worker = Worker(db, config, observer=Clock())
     counter.on, start = True, time.perf_counter()
     worker.run()
     counter.on = False

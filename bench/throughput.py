@@ -4,7 +4,7 @@ The workload is the peer's (``../shared/bench/baseline_optuna_loop.py``): MNIST-
 train / 1,000 validation rows), an MLP 784-256-256-10 with ReLU, SGD with momentum 0.9, and
 the five dimensions (7 initializers, lr 1e-4..1 log, L2 lambda 1e-6..1e-1 log, batch size
 32/64/128/256, patience 2..10), TPE, no pruner, the same trials and max epochs.
-The project runs through its product path: a study spec run by ``tuner.run_study`` (the
+The project runs through its product path: a study spec run by ``run_study`` (the
 embedded worker, SQLite in a temporary folder), with population training on or off.
 The peer runs as a subprocess of this script. Both sides time their study only (data
 loading excluded). The project's achieved FLOP/s counts the model FLOPs it executed
@@ -39,16 +39,18 @@ import optuna
 import torch
 
 import storage
-import tuner
-from tuner._population_train import bf16_matmuls
+from tuner.population import bf16_matmuls
+from tuner.spec import StudySpec, parse_spec
+from tuner.studies import run_study
+from tuner.training import resolve_device
 
 PEER = Path(__file__).resolve().parents[2] / "shared/bench/baseline_optuna_loop.py"
 LAYERS = [784, 256, 256, 10]
 N_TRAIN, N_VAL = 4000, 1000
 
 
-def spec(name: str, trials: int, max_epochs: int, seed: int) -> tuner.StudySpec:
-    return tuner.parse_spec(
+def spec(name: str, trials: int, max_epochs: int, seed: int) -> StudySpec:
+    return parse_spec(
         {
             "name": name,
             "task": {"model": "mlp", "hidden": LAYERS[1:-1], "dataset": "mnist-5k"},
@@ -100,7 +102,7 @@ def run_project(args: argparse.Namespace, population: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as folder:
         url = f"sqlite:///{folder}/bench.db"
         t0 = time.perf_counter()
-        tuner.run_study(
+        run_study(
             spec(name, args.trials, args.max_epochs, args.seed),
             database_url=url,
             device=args.device,
@@ -174,7 +176,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     args.fast = True if args.fast else None
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    device = tuner.resolve_device(args.device)
+    device = resolve_device(args.device)
     # Data loading and imports stay outside the timing, as the peer's (its clock starts after
     # `import optuna, torch` and its data): a one-trial study fills the data cache and imports
     # what a study's first run imports (the migrations, the SQL dialect).

@@ -8,9 +8,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.concurrency import run_in_threadpool
 
 import storage
-import tuner
 from api.deps import Authorized, DatabaseDep
 from api.schemas import Health, Readiness
+from tuner.spec import INITIALIZERS
 
 log = logging.getLogger("api")
 
@@ -20,7 +20,7 @@ router = APIRouter(tags=["ops"])
 @router.get("/healthz", response_model=Health)
 async def healthz() -> Health:
     """Liveness: the process is up and the engine imports (no database, no token)."""
-    return Health(status="ok", initializers=len(tuner.INITIALIZERS))
+    return Health(status="ok", initializers=len(INITIALIZERS))
 
 
 @router.get(

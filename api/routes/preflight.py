@@ -8,9 +8,10 @@ import anyio.to_thread
 from fastapi import APIRouter, Body, FastAPI, Query, Request
 from starlette.concurrency import run_in_threadpool
 
-import tuner
 from api.deps import SettingsDep
 from api.preflight_schemas import Preflight
+from tuner.preflight import run_preflight
+from tuner.spec import parse_spec
 
 router = APIRouter(prefix="/preflight", tags=["preflight"])
 
@@ -47,8 +48,8 @@ async def preflight(
     Nothing is written to the database.
     """
     # Paths in a definition from the network stay inside the configured data folder.
-    parse = functools.partial(tuner.parse_spec, base_dir=settings.data_dir, confine=True)
+    parse = functools.partial(parse_spec, base_dir=settings.data_dir, confine=True)
     spec = await run_in_threadpool(parse, definition)
-    run = functools.partial(tuner.run_preflight, spec, device="cpu", prune_inits=prune_inits)
+    run = functools.partial(run_preflight, spec, device="cpu", prune_inits=prune_inits)
     report = await anyio.to_thread.run_sync(run, limiter=_limiter(request.app))
     return Preflight.model_validate(report.to_json())

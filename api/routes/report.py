@@ -6,9 +6,9 @@ from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
 from starlette.concurrency import run_in_threadpool
 
-import tuner
 from api.deps import DatabaseDep
 from api.schemas import Message
+from tuner.report import build_report
 
 router = APIRouter(prefix="/studies", tags=["studies"])
 
@@ -26,5 +26,5 @@ async def get_report(db: DatabaseDep, name: str) -> HTMLResponse:
     gradient std by depth at initialization, lr x weight decay, parameter importances.
     """
     # Reading every trial and drawing the figures takes CPU time: off the event loop.
-    page = await run_in_threadpool(tuner.build_report, db, name)
+    page = await run_in_threadpool(build_report, db, name)
     return HTMLResponse(page)

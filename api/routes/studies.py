@@ -5,10 +5,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, HTTPException, Query, Request, Response, status
 
 import storage
-import tuner
 from api.deps import DatabaseDep, SessionDep, SettingsDep
 from api.schemas import Message, Study, StudyPage, StudyStatus
 from api.views import study_brief, study_detail
+from tuner import studies
+from tuner.spec import parse_spec
 
 router = APIRouter(prefix="/studies", tags=["studies"])
 
@@ -62,8 +63,8 @@ def create_study(
     unless the whole definition is valid.
     """
     # Paths in a definition from the network stay inside the configured data folder.
-    spec = tuner.parse_spec(definition, base_dir=settings.data_dir, confine=True)
-    tuner.submit_study(db, spec)
+    spec = parse_spec(definition, base_dir=settings.data_dir, confine=True)
+    studies.submit_study(db, spec)
     with db.session() as session:
         record = storage.get_study_record(session, spec.name)
         if record is None:  # cancelled and deleted in between: vanishingly rare
@@ -115,7 +116,7 @@ def cancel_study(request: Request, db: DatabaseDep, name: str) -> Study:
 
     Cancelling a cancelled study is a no-op; a completed or failed one is a 409.
     """
-    tuner.cancel_study(db, name)  # StudyStateError (409) if it has already finished
+    studies.cancel_study(db, name)  # StudyStateError (409) if it has already finished
     with db.session() as session:
         record = storage.get_study_record(session, name)
         if record is None:

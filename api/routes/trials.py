@@ -7,11 +7,12 @@ import anyio.to_thread
 from fastapi import APIRouter, HTTPException, Path, Query, Request, Response, status
 
 import storage
-import tuner
 from api.deps import DatabaseDep, SessionDep
 from api.schemas import Message, OrderBy, Summary, Trial, TrialDetail, TrialPage, TrialState
 from api.summary import summarize
 from api.views import trial, trial_detail
+from tuner.errors import InitializerError
+from tuner.spec import canonical_name
 
 router = APIRouter(prefix="/studies/{name}", tags=["trials"])
 
@@ -23,8 +24,8 @@ def _canonical(initializer: str | None) -> str | None:
     if initializer is None:
         return None
     try:
-        return tuner.canonical_name(initializer)
-    except tuner.InitializerError:
+        return canonical_name(initializer)
+    except InitializerError:
         return initializer
 
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 import optuna
 
 import storage
-from tuner._errors import SpecError, TunerError
 from tuner.cli import _check, _local, _remote, _replay, _report, _service, _sweep
 from tuner.cli._common import app, err
+from tuner.errors import SpecError, TunerError
 
 __all__ = ["app", "main"]
 _COMMAND_MODULES = (_local, _service, _remote, _sweep, _report, _check, _replay)

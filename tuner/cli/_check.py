@@ -10,9 +10,9 @@ import typer
 import yaml
 from rich.table import Table
 
-from tuner._preflight import InitializerCheck, PreflightReport, run_preflight
-from tuner._spec import load_spec
 from tuner.cli._common import app, console
+from tuner.preflight import InitializerCheck, PreflightReport, run_preflight
+from tuner.spec import load_spec
 
 _STATUS = {"pass": "[green]pass[/]", "fail": "[red]fail[/]", "skipped": "[yellow]skipped[/]"}
 _DECADE = {"improved": "[green]improved[/]", "flat": "flat", "diverged": "[red]diverged[/]"}

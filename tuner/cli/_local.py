@@ -9,11 +9,6 @@ import typer
 from rich.progress import Progress, TaskID
 
 import storage
-from tuner._board import read_leaderboard
-from tuner._engine import run_study
-from tuner._observer import RunObserver
-from tuner._spec import load_spec
-from tuner._train import EpochStats
 from tuner.cli._common import (
     DatabaseUrl,
     FastMath,
@@ -27,6 +22,10 @@ from tuner.cli._common import fmt as _fmt
 from tuner.cli._remote import ServiceToken, ServiceUrl, one_source
 from tuner.cli._tables import progress_bar, show_leaderboard
 from tuner.client import TunerClient
+from tuner.spec import load_spec
+from tuner.studies import read_leaderboard, run_study
+from tuner.training import EpochStats
+from tuner.worker import RunObserver
 
 
 class _ProgressObserver(RunObserver):

@@ -12,13 +12,13 @@ from typing import Annotated
 import typer
 
 import storage
-from tuner._board import read_study
-from tuner._client_models import Study
-from tuner._sweep import with_overrides
 from tuner.cli._common import DatabaseUrl, app, console
 from tuner.cli._common import fmt as _fmt
 from tuner.cli._tables import progress_bar, show_leaderboard, show_study
 from tuner.client import TunerClient, read_definition
+from tuner.client._models import Study
+from tuner.studies import read_study
+from tuner.sweep import with_overrides
 
 ServiceUrl = Annotated[
     str | None,

@@ -8,8 +8,8 @@ import typer
 from rich.table import Table
 
 import storage
-from tuner._replay import replay_trial
 from tuner.cli._common import DatabaseUrl, app, console, err, fmt
+from tuner.studies import replay_trial
 
 
 @app.command()

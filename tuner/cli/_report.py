@@ -8,15 +8,10 @@ from typing import Annotated
 import typer
 
 import storage
-from tuner._errors import TunerError
-from tuner._report import (
-    LEADERBOARD_ROWS,
-    attach_figures,
-    collect_report,
-    make_figures,
-    render,
-)
 from tuner.cli._common import DatabaseUrl, app, console
+from tuner.errors import TunerError
+from tuner.report import LEADERBOARD_ROWS, attach_figures, collect_report, make_figures
+from tuner.report._html import render
 
 
 @app.command()

@@ -7,10 +7,9 @@ from typing import Annotated
 import typer
 
 import storage
-from tuner._observer import RunObserver
-from tuner._worker import Worker, WorkerConfig
 from tuner.cli._common import DatabaseUrl, FastMath, Population, Slots, Threads, app, err
 from tuner.cli._common import fmt as _fmt
+from tuner.worker import RunObserver, Worker, WorkerConfig
 
 
 @app.command()

@@ -16,11 +16,16 @@ import sqlalchemy as sa
 import typer
 
 import storage
-from tuner._board import find_study
-from tuner._client_models import Study
-from tuner._errors import TunerError
-from tuner._spec import parse_spec
-from tuner._sweep import (
+from tuner.cli._common import DatabaseUrl, app, console, err
+from tuner.cli._local import _ProgressObserver
+from tuner.cli._remote import ServiceToken, ServiceUrl, one_source, wait_with_progress
+from tuner.cli._tables import progress_bar, show_gates, show_leaderboard
+from tuner.client import NotFound, TunerClient, read_definition
+from tuner.client._models import Study
+from tuner.errors import TunerError
+from tuner.spec import parse_spec
+from tuner.studies import find_study
+from tuner.sweep import (
     EXIT_NOT_RUN,
     Gates,
     SweepOutcome,
@@ -30,13 +35,8 @@ from tuner._sweep import (
     run_embedded,
     run_on_service,
     with_overrides,
+    write_reports,
 )
-from tuner._sweep_reports import write_reports
-from tuner.cli._common import DatabaseUrl, app, console, err
-from tuner.cli._local import _ProgressObserver
-from tuner.cli._remote import ServiceToken, ServiceUrl, one_source, wait_with_progress
-from tuner.cli._tables import progress_bar, show_gates, show_leaderboard
-from tuner.client import NotFound, TunerClient, read_definition
 
 _VERDICT = {
     0: "[green]sweep passed[/]",

@@ -7,10 +7,10 @@ from collections.abc import Sequence
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from tuner._client_models import Leaderboard, Study
-from tuner._sweep import GateResult
 from tuner.cli._common import console
 from tuner.cli._common import fmt as _fmt
+from tuner.client._models import Leaderboard, Study
+from tuner.sweep import GateResult
 
 
 def progress_bar() -> Progress:

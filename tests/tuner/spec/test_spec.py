@@ -1,0 +1,216 @@
+"""Study definitions: what parses, and every invalid one failing with its field path."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from tuner.errors import SpecError
+from tuner.spec import FloatRange, IntRange, StudySpec, load_spec, parse_spec
+
+EXAMPLES = Path(__file__).parents[2] / "examples"
+
+
+def _spec(**fields: Any) -> dict[str, Any]:
+    return {"name": "s", **fields}
+
+
+@pytest.mark.parametrize(
+    ("data", "path", "fragment"),
+    [
+        (_spec(search={"lr": {"low": 1.0, "high": 0.1}}), "search.lr", "must be <= high"),
+        (_spec(search={"lr": {"low": 0, "high": 1, "log": True}}), "search.lr", "cannot touch 0"),
+        (_spec(search={"lr": -0.1}), "search.lr", "lr must be > 0"),
+        (_spec(search={"lr": []}), "search.lr", "cannot be empty"),
+        (_spec(search={"lr": [0.1, 0.1]}), "search.lr", "distinct"),
+        (_spec(search={"weight_decay": [0.0, -1e-4]}), "search.weight_decay", ">= 0"),
+        (
+            _spec(search={"initializer": ["xavier_uniform", "foo"]}),
+            "search.initializer[1].name",
+            "unknown initializer 'foo'",
+        ),
+        (_spec(search={"initializer": []}), "search.initializer", "at least one"),
+        (_spec(search={"batch_size": [32, 0]}), "search.batch_size", ">= 1, got 0"),
+        (_spec(search={"batch_size": {"low": 0, "high": 64}}), "search.batch_size", ">= 1"),
+        (_spec(search={"patience": 0}), "search.patience", ">= 1"),
+        (_spec(budget={"n_trials": 0}), "budget.n_trials", "greater than or equal to 1"),
+        (_spec(budget={"max_epochs": 0}), "budget.max_epochs", "greater than or equal to 1"),
+        (
+            _spec(search={"initializer": ["xavier_normal", "dirac"]}),
+            "search.initializer[1]",
+            "dirac needs a convolutional layer",
+        ),
+        (_spec(task={"dataset": {"path": "missing.csv"}}), "task.dataset.path", "not found"),
+        (_spec(task={"dataset": {"path": "data.txt"}}), "task.dataset.path", ".npz or .csv"),
+        (_spec(task={"dataset": "imagenet"}), "task.dataset", "unknown dataset 'imagenet'"),
+        (_spec(task={"model": "transformer"}), "task.model", "'mlp' or 'cnn'"),
+        (_spec(task={"model": "cnn", "dataset": "synthetic"}), "task", "needs an image dataset"),
+        (_spec(task={"activation": "swish"}), "task.activation", "relu"),
+        (_spec(task={"plugin": "not-installed"}), "task.plugin", "no task plugin named"),
+        (
+            _spec(search={"initializer": {"name": "normal", "std": -1.0}}),
+            "search.initializer[0].std",
+            "> 0",
+        ),
+        (
+            _spec(search={"initializer": {"name": "normal", "sd": 1.0}}),
+            "search.initializer[0].sd",
+            "has no parameter 'sd'",
+        ),
+        (
+            _spec(
+                search={
+                    "initializer": {"name": "normal", "std": {"low": 0, "high": 1, "log": True}}
+                }
+            ),
+            "search.initializer[0].std",
+            "cannot touch 0",
+        ),
+        (
+            _spec(search={"initializer": {"name": "pretrained", "path": "nope.pt"}}),
+            "search.initializer[0].path",
+            "file not found",
+        ),
+        (
+            _spec(search={"initializer": {"name": "variance_scaling", "mode": "fan_sideways"}}),
+            "search.initializer[0].mode",
+            "fan_in",
+        ),
+        (_spec(metric="f1"), "metric", "val_accuracy"),
+        (_spec(sampler="annealing"), "sampler.name", "unknown sampler"),
+        (_spec(sampler={"name": "tpe", "options": {"bogus": 1}}), "sampler.options", "bogus"),
+        (
+            _spec(sampler="grid", search={"lr": {"low": 0.01, "high": 0.1}, "batch_size": [8, 16]}),
+            "sampler",
+            "search.lr to be a list",
+        ),
+        (_spec(pruner="sometimes"), "pruner.name", "unknown pruner"),
+        (_spec(unknown_field=1), "unknown_field", "Extra inputs"),
+        ({"name": "has space"}, "name", "letters, digits"),
+        ({}, "name", "Field required"),
+    ],
+)
+def test_invalid_specs_name_the_field(data: dict[str, Any], path: str, fragment: str) -> None:
+    with pytest.raises(SpecError) as caught:
+        parse_spec(data)
+    issues = {issue.path: issue.msg for issue in caught.value.issues}
+    assert path in issues, issues
+    assert fragment in issues[path]
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    with pytest.raises(SpecError) as caught:
+        parse_spec(_spec(search={"lr": -1.0, "patience": 0}, budget={"n_trials": 0}))
+    assert {i.path for i in caught.value.issues} == {
+        "search.lr",
+        "search.patience",
+        "budget.n_trials",
+    }
+
+
+def test_dimension_forms() -> None:
+    spec = parse_spec(
+        _spec(
+            search={
+                "lr": {"low": 1e-4, "high": 1.0, "log": True},
+                "weight_decay": [0, 1e-4],
+                "batch_size": 64,
+                "patience": {"low": 2, "high": 10},
+            }
+        )
+    )
+    assert spec.search.lr == FloatRange(low=1e-4, high=1.0, log=True)
+    assert spec.search.weight_decay == [0.0, 1e-4]
+    assert spec.search.batch_size == 64
+    assert spec.search.patience == IntRange(low=2, high=10)
+
+
+def test_defaults_infer_direction_from_metric() -> None:
+    assert parse_spec(_spec()).resolved_direction == "maximize"
+    assert parse_spec(_spec(metric="val_loss")).resolved_direction == "minimize"
+    assert (
+        parse_spec(_spec(metric="val_loss", direction="maximize")).resolved_direction == "maximize"
+    )
+
+
+def test_keras_aliases_become_torch_names() -> None:
+    spec = parse_spec(_spec(search={"initializer": ["glorot_uniform", "he_normal", "identity"]}))
+    assert [e.name for e in spec.search.initializer] == ["xavier_uniform", "kaiming_normal", "eye"]
+
+
+def test_dirac_is_fine_on_a_cnn() -> None:
+    spec = parse_spec(
+        _spec(task={"model": "cnn", "dataset": "digits"}, search={"initializer": "dirac"})
+    )
+    assert spec.search.initializer[0].name == "dirac"
+
+
+def test_json_round_trip_is_exact(tmp_path: Path) -> None:
+    spec = load_spec(EXAMPLES / "quickstart.yaml")
+    again = parse_spec(json.loads(json.dumps(spec.to_json())))
+    assert again == spec
+    file = tmp_path / "spec.json"
+    file.write_text(json.dumps(spec.to_json()))
+    assert load_spec(file) == spec
+
+
+@pytest.mark.parametrize("example", sorted(EXAMPLES.glob("*.yaml")), ids=lambda p: p.name)
+def test_examples_are_valid(example: Path) -> None:
+    assert isinstance(load_spec(example), StudySpec)
+
+
+def test_relative_data_paths_resolve_against_the_spec_file(tmp_path: Path) -> None:
+    np.savez(tmp_path / "d.npz", x=np.zeros((10, 3)), label=np.arange(10) % 2)
+    (tmp_path / "spec.yaml").write_text("name: f\ntask: {dataset: {path: d.npz, target: label}}\n")
+    spec = load_spec(tmp_path / "spec.yaml")
+    assert spec.task.dataset.path == str(tmp_path / "d.npz")  # type: ignore[union-attr]
+
+
+def test_csv_without_the_target_column_is_rejected(tmp_path: Path) -> None:
+    (tmp_path / "d.csv").write_text("a,b,label\n1,2,0\n")
+    with pytest.raises(SpecError) as caught:
+        parse_spec(_spec(task={"dataset": {"path": "d.csv", "target": "y"}}), base_dir=tmp_path)
+    assert caught.value.issues[0].path == "task.dataset.target"
+    assert "label" in caught.value.issues[0].msg
+
+
+def test_unreadable_or_malformed_files(tmp_path: Path) -> None:
+    from tuner import TunerError
+
+    with pytest.raises(TunerError, match="cannot read"):
+        load_spec(tmp_path / "absent.yaml")
+    (tmp_path / "bad.yaml").write_text("name: [unclosed\n")
+    with pytest.raises(SpecError, match="not valid YAML"):
+        load_spec(tmp_path / "bad.yaml")
+    (tmp_path / "list.yaml").write_text("- 1\n- 2\n")
+    with pytest.raises(SpecError, match="mapping"):
+        load_spec(tmp_path / "list.yaml")
+
+
+def test_confined_specs_keep_file_paths_inside_the_data_folder(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    np.savez(data / "d.npz", x=np.zeros((10, 3)), y=np.arange(10) % 2)
+    inside = {"name": "c", "task": {"dataset": {"path": "d.npz"}}}
+    spec = parse_spec(inside, base_dir=data, confine=True)
+    assert spec.task.dataset.path == str(data / "d.npz")  # type: ignore[union-attr]
+    for path in ("/etc/passwd.csv", "../outside.npz", str(tmp_path / "nope.npz")):
+        with pytest.raises(SpecError) as caught:
+            parse_spec(
+                {"name": "c", "task": {"dataset": {"path": path}}}, base_dir=data, confine=True
+            )
+        (issue,) = caught.value.issues
+        assert issue.path == "task.dataset.path" and "inside the server's data folder" in issue.msg
+        assert "not found" not in issue.msg  # says nothing about what exists out there
+    with pytest.raises(SpecError, match="takes no file paths"):
+        parse_spec(inside, confine=True)
+    pretrained = {
+        "name": "c",
+        "search": {"initializer": {"name": "pretrained", "path": "/etc/x.pt"}},
+    }
+    with pytest.raises(SpecError, match="inside the server's data folder"):
+        parse_spec(pretrained, base_dir=data, confine=True)

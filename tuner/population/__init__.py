@@ -1,0 +1,34 @@
+"""Populations: K trials of one architecture trained as one stacked model, each recorded
+exactly as a single trial would be.
+"""
+
+from tuner.population._optim import StackedOptimizer
+from tuner.population._run import (
+    CPU_CAP,
+    CUDA_CAP,
+    PopulationConfig,
+    execute_population,
+    largest_batch,
+    population_groups,
+    population_size,
+    stackable,
+)
+from tuner.population._stack import StackedMLP, stack_plan
+from tuner.population._train import Member, bf16_matmuls, device_math
+
+__all__ = [
+    "CPU_CAP",
+    "CUDA_CAP",
+    "Member",
+    "PopulationConfig",
+    "StackedMLP",
+    "StackedOptimizer",
+    "bf16_matmuls",
+    "device_math",
+    "execute_population",
+    "largest_batch",
+    "population_groups",
+    "population_size",
+    "stack_plan",
+    "stackable",
+]

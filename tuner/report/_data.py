@@ -1,0 +1,36 @@
+"""What a report shows, read once: the type the page, the figures and the dashboard share."""
+
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass
+from typing import Any
+
+import storage
+from tuner.report._figures import Curve
+
+#: Parameter importances by name, or None and a sentence saying why there are none.
+Importances = tuple[dict[str, float] | None, str | None]
+
+
+@dataclass(frozen=True)
+class ReportData:
+    """Everything a report shows, read once (:func:`collect_report`)."""
+
+    study: str
+    metric: str
+    direction: str
+    status: str
+    target: int
+    spec: dict[str, Any]
+    created_at: datetime.datetime
+    rows: list[storage.TrialResultData]  # best first
+    live: dict[str, int]  # running/pending attempts
+    profiles: list[storage.DepthProfile]
+    curves: list[Curve]
+    importances: Importances
+    generated_at: datetime.datetime
+
+    @property
+    def maximize(self) -> bool:
+        return self.direction == "maximize"

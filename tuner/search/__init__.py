@@ -1,0 +1,6 @@
+"""Sampling: the spec's search space asked of Optuna, one trial's concrete configuration."""
+
+from tuner.search._params import TrialParams, suggest
+from tuner.search._samplers import make_pruner, make_sampler
+
+__all__ = ["TrialParams", "make_pruner", "make_sampler", "suggest"]

@@ -1,0 +1,81 @@
+"""Samplers and pruners as the spec names them (Optuna builds them: :mod:`tuner.search`).
+
+Options are checked by constructing the object once at validation time, so a
+misspelt option is a spec error rather than a crash in the middle of a study.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from tuner.spec._dims import fail
+
+#: Spec names to Optuna's classes (in ``optuna.samplers`` / ``optuna.pruners``).
+SAMPLERS: dict[str, str] = {
+    "tpe": "TPESampler",
+    "random": "RandomSampler",
+    "grid": "GridSampler",
+    "cmaes": "CmaEsSampler",
+    "gp": "GPSampler",
+    "qmc": "QMCSampler",
+}
+PRUNERS: dict[str, str] = {
+    "none": "NopPruner",
+    "median": "MedianPruner",
+    "hyperband": "HyperbandPruner",
+    "percentile": "PercentilePruner",
+    "wilcoxon": "WilcoxonPruner",
+}
+PRUNER_DEFAULTS: dict[str, dict[str, Any]] = {"percentile": {"percentile": 25.0}}
+
+
+def optuna_class(kind: Literal["samplers", "pruners"], name: str) -> Callable[..., Any]:
+    """Optuna's sampler or pruner class for a spec name.
+
+    Optuna is imported here, when a spec is validated, not when this module is: a client
+    that only reads and sends definitions never loads it.
+    """
+    table = SAMPLERS if kind == "samplers" else PRUNERS
+    module = importlib.import_module(f"optuna.{kind}")
+    cls: Callable[..., Any] = getattr(module, table[name])
+    return cls
+
+
+class SamplerConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    name: str
+    seed: int | None = Field(None, ge=0, description="defaults to the study's seed")
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _check(self) -> SamplerConfig:
+        if self.name not in SAMPLERS:
+            raise fail(("name",), f"unknown sampler {self.name!r}; one of {', '.join(SAMPLERS)}")
+        if self.name != "grid":  # grid needs the search space, checked against it later
+            try:
+                optuna_class("samplers", self.name)(**self.options)
+            except (TypeError, ValueError) as exc:
+                message = f"{self.name} sampler rejects these options: {exc}"
+                raise fail(("options",), message) from None
+        return self
+
+
+class PrunerConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    name: str
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _check(self) -> PrunerConfig:
+        if self.name not in PRUNERS:
+            raise fail(("name",), f"unknown pruner {self.name!r}; one of {', '.join(PRUNERS)}")
+        try:
+            options = {**PRUNER_DEFAULTS.get(self.name, {}), **self.options}
+            optuna_class("pruners", self.name)(**options)
+        except (TypeError, ValueError) as exc:
+            raise fail(("options",), f"{self.name} pruner rejects these options: {exc}") from None
+        return self

@@ -1,0 +1,257 @@
+"""The study definition: one pydantic model, loaded from YAML or JSON.
+
+Every check a definition needs runs here, before anything is written: a spec
+that parses is one the engine can run. Errors come out as :class:`SpecError`
+with the field path (``search.initializer[2].std``) and a sentence.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from tuner.errors import SpecError, SpecIssue, TunerError
+from tuner.spec._datasets import BUILTIN_DATASETS, DatasetFile
+from tuner.spec._dims import dim_values, fail
+from tuner.spec._initializers import ACTIVATIONS
+from tuner.spec._options import PrunerConfig, SamplerConfig
+from tuner.spec._plugins import installed_plugins
+from tuner.spec._search import SearchSpec, builtin_applicability, check_grid_compatible
+
+METRICS: dict[str, Literal["maximize", "minimize"]] = {
+    "val_accuracy": "maximize",
+    "val_loss": "minimize",
+}
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _dataset_kind(value: Any) -> str:
+    return "<file>" if isinstance(value, dict | DatasetFile) else "<builtin>"
+
+
+DatasetRef = Annotated[
+    Annotated[str, Tag("<builtin>")] | Annotated[DatasetFile, Tag("<file>")],
+    Discriminator(_dataset_kind),
+]
+
+
+class _TaskCommon(_Model):
+    dataset: DatasetRef = "mnist-5k"
+    optimizer: Literal["sgd", "adam", "adamw"] = "sgd"
+    momentum: float = Field(0.9, ge=0.0, lt=1.0, description="SGD momentum")
+    val_fraction: float = Field(0.2, gt=0.0, lt=1.0)
+    split_seed: int = Field(0, ge=0, description="seed of the train/validation split")
+
+    @field_validator("dataset")
+    @classmethod
+    def _known_dataset(cls, value: str | DatasetFile) -> str | DatasetFile:
+        if isinstance(value, str) and value not in BUILTIN_DATASETS:
+            raise ValueError(
+                f"unknown dataset {value!r}; built-ins are {', '.join(BUILTIN_DATASETS)}, "
+                "or give {path: file.npz|file.csv, target: column}"
+            )
+        return value
+
+
+class BuiltinTask(_TaskCommon):
+    """One of the built-in models on a built-in or file dataset."""
+
+    model: Literal["mlp", "cnn"] = "mlp"
+    hidden: list[Annotated[int, Field(ge=1)]] = Field(default_factory=lambda: [256, 256])
+    channels: list[Annotated[int, Field(ge=1)]] = Field(default_factory=lambda: [16, 32])
+    kernel_size: int = Field(3, ge=1, le=15)
+    activation: Literal["relu", "leaky_relu", "tanh", "sigmoid", "gelu", "selu"] = "relu"
+
+    @model_validator(mode="after")
+    def _cnn_needs_images(self) -> BuiltinTask:
+        if self.model == "cnn" and self.dataset == "synthetic":
+            raise ValueError("model 'cnn' needs an image dataset; 'synthetic' is tabular")
+        return self
+
+
+class PluginTask(_TaskCommon):
+    """A task registered by an installed package under the ``tuner.tasks`` entry points.
+
+    Fields other than the common ones are passed to the plugin as its options.
+    """
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+    plugin: str
+    activation: str | None = None
+
+    @field_validator("plugin")
+    @classmethod
+    def _installed(cls, value: str) -> str:
+        names = sorted(installed_plugins())
+        if value not in names:
+            known = ", ".join(names) or "none"
+            raise ValueError(f"no task plugin named {value!r} is installed (installed: {known})")
+        return value
+
+    @field_validator("activation")
+    @classmethod
+    def _activation(cls, value: str | None) -> str | None:
+        if value is not None and value not in ACTIVATIONS:
+            raise ValueError(f"unknown activation {value!r}; expected one of {ACTIVATIONS}")
+        return value
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+def _task_kind(value: Any) -> str:
+    if isinstance(value, PluginTask) or (isinstance(value, dict) and "plugin" in value):
+        return "<plugin>"
+    return "<builtin>"
+
+
+TaskSpec = Annotated[
+    Annotated[BuiltinTask, Tag("<builtin>")] | Annotated[PluginTask, Tag("<plugin>")],
+    Discriminator(_task_kind),
+]
+
+
+class Budget(_Model):
+    n_trials: int = Field(20, ge=1, description="finished trials the study ends with")
+    max_epochs: int = Field(20, ge=1)
+    timeout_s: float | None = Field(None, gt=0, description="wall-clock limit of a run")
+    max_retries: int = Field(2, ge=0)
+    min_delta: float = Field(0.0, ge=0.0, description="smallest change that counts as better")
+
+
+class StudySpec(_Model):
+    """A whole study definition (DESIGN.md, "The study definition")."""
+
+    name: str
+    task: TaskSpec = Field(default_factory=BuiltinTask)
+    metric: Literal["val_accuracy", "val_loss"] = "val_accuracy"
+    direction: Literal["maximize", "minimize"] | None = None
+    search: SearchSpec = Field(default_factory=SearchSpec)
+    budget: Budget = Field(default_factory=Budget)
+    sampler: SamplerConfig = Field(default_factory=lambda: SamplerConfig(name="tpe"))
+    pruner: PrunerConfig = Field(default_factory=lambda: PrunerConfig(name="median"))
+    seed: int = Field(0, ge=0)
+    #: Seeds per configuration: each trial trains this many replicates (init and data-order
+    #: seeds separate) in lockstep and is judged on their mean.
+    replicates: int = Field(1, ge=1, le=32)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not _NAME.match(value):
+            raise ValueError(
+                "must start with a letter or digit and hold only letters, digits, '.', '_' "
+                f"or '-' (at most 128 characters), got {value!r}"
+            )
+        return value
+
+    @field_validator("search")
+    @classmethod
+    def _inits_fit_model(cls, search: SearchSpec, info: ValidationInfo) -> SearchSpec:
+        task = info.data.get("task")
+        if isinstance(task, BuiltinTask):
+            for index, entry in enumerate(search.initializer):
+                reason = builtin_applicability(entry.name, task.model)
+                if reason:
+                    raise fail(("initializer", index), reason, entry.name)
+        return search
+
+    @field_validator("sampler", "pruner", mode="before")
+    @classmethod
+    def _bare_name(cls, value: Any) -> Any:
+        return {"name": value} if isinstance(value, str) else value
+
+    @field_validator("sampler")
+    @classmethod
+    def _sampler_fits_search(cls, sampler: SamplerConfig, info: ValidationInfo) -> SamplerConfig:
+        search = info.data.get("search")
+        if sampler.name == "grid" and isinstance(search, SearchSpec):
+            check_grid_compatible(search)
+        return sampler
+
+    @property
+    def resolved_direction(self) -> Literal["maximize", "minimize"]:
+        return self.direction or METRICS[self.metric]
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-able dict that :func:`parse_spec` turns back into an equal spec."""
+        return self.model_dump(mode="json", exclude_none=True)
+
+
+def _issue(error: Mapping[str, Any]) -> SpecIssue:
+    loc = tuple(p for p in error["loc"] if not (isinstance(p, str) and p.startswith("<")))
+    msg = str(error["msg"]).removeprefix("Value error, ").removeprefix("Assertion failed, ")
+    return SpecIssue(loc=loc, msg=msg)
+
+
+def parse_spec(data: Any, *, base_dir: Path | None = None, confine: bool = False) -> StudySpec:
+    """Validate a spec given as a mapping; relative data paths resolve against ``base_dir``.
+
+    ``confine`` (for definitions from the network) keeps every file path inside
+    ``base_dir``, and refuses file paths altogether when there is none.
+    """
+    if not isinstance(data, Mapping):
+        raise SpecError([SpecIssue((), "a study definition must be a mapping of fields")])
+    try:
+        context = {
+            "base_dir": base_dir if confine else (base_dir or Path.cwd()),
+            "confine": confine,
+        }
+        return StudySpec.model_validate(dict(data), context=context)
+    except ValidationError as exc:
+        raise SpecError([_issue(e) for e in exc.errors()]) from None
+
+
+def read_definition(path: str | Path) -> dict[str, Any]:
+    """A study definition file (YAML, or JSON by suffix) as a mapping, not yet validated."""
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise TunerError(f"cannot read study definition {file}: {exc.strerror}") from None
+    try:
+        data = json.loads(text) if file.suffix == ".json" else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as exc:
+        raise SpecError([SpecIssue((), f"{file} is not valid YAML/JSON: {exc}")]) from None
+    if not isinstance(data, dict):
+        raise SpecError([SpecIssue((), "a study definition must be a mapping of fields")])
+    return data
+
+
+def load_spec(path: str | Path) -> StudySpec:
+    """Read a YAML or JSON study definition from a file."""
+    return parse_spec(read_definition(path), base_dir=Path(path).resolve().parent)
+
+
+__all__ = [
+    "METRICS",
+    "Budget",
+    "BuiltinTask",
+    "PluginTask",
+    "SearchSpec",
+    "StudySpec",
+    "dim_values",
+    "load_spec",
+    "parse_spec",
+]

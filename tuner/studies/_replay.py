@@ -1,0 +1,146 @@
+"""Replay: re-run a recorded trial from its manifest and compare with what was stored.
+
+The manifest holds every seed, the training configuration, the thread count and the
+versions the trial ran with. On CPU the same code, seeds and thread count give the same
+floating-point operations in the same order, so the replayed metric equals the stored
+one exactly. Stops the training loop cannot reproduce by itself (pruning, a timeout, a
+cancel: decisions made outside the trial) are re-applied at the recorded epoch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import storage
+from tuner.errors import TunerError
+from tuner.population import Member, PopulationConfig, execute_population
+from tuner.search import TrialParams
+from tuner.spec import parse_spec
+from tuner.tasks import build_task
+from tuner.training import (
+    EpochStats,
+    StopReason,
+    TrainConfig,
+    TrialOutcome,
+    execute_trial,
+    intra_op_threads,
+    package_versions,
+    resolve_device,
+)
+
+#: Stop reasons decided outside the trial; a replay stops where the original was stopped.
+EXTERNAL_STOPS = frozenset({"pruned", "timeout", "cancelled"})
+
+
+@dataclass(frozen=True)
+class Replay:
+    study_name: str
+    trial_number: int
+    stored_value: float | None
+    stored_stop: str
+    stored_epochs: int
+    outcome: TrialOutcome
+    version_drift: dict[str, tuple[str, str]]  # package: (recorded, now)
+
+    @property
+    def matches(self) -> bool:
+        """Exactly the stored metric, stop reason and epoch count."""
+        return (
+            self.outcome.value == self.stored_value
+            and self.outcome.stop_reason == self.stored_stop
+            and self.outcome.epochs_run == self.stored_epochs
+        )
+
+
+def _load_rows(
+    db: storage.Database, name: str, numbers: list[int]
+) -> tuple[Any, dict[int, storage.TrialResult]]:
+    """The study's spec and the recorded rows of these trials (missing ones left out)."""
+    with db.session() as session:
+        record = storage.get_study_record(session, name)
+        if record is None:
+            raise TunerError(f"no study named {name!r} in {db.url}")
+        rows = {n: row for n in numbers if (row := storage.get_trial_result(session, name, n))}
+        session.expunge_all()
+    return record.spec_json, rows
+
+
+def _member(row: storage.TrialResult) -> Member:
+    """A recorded trial as it entered its population, stopped where it was stopped."""
+    manifest = row.manifest_json or {}
+    stop_at = row.epochs_run if row.stop_reason in EXTERNAL_STOPS else None
+
+    def on_epoch(stats: EpochStats) -> StopReason | None:
+        if stop_at is not None and stats.epoch >= stop_at:
+            return row.stop_reason  # type: ignore[return-value]
+        return None
+
+    params = TrialParams(
+        **{k: v for k, v in row.params_json.items() if k in TrialParams.__dataclass_fields__}
+    )
+    config = TrainConfig(**manifest["train"])
+    return Member(row.trial_number, params, config, on_epoch, manifest.get("seed_number"))
+
+
+def replay_trial(
+    db: storage.Database, study_name: str, trial_number: int, *, device: str = "cpu"
+) -> Replay:
+    """Re-run one recorded trial with its recorded seeds and configuration.
+
+    A trial trained in a population is replayed in that population: its recorded mates
+    train beside it again, in the same order. On one thread each member's slice of the
+    stacked computation is independent of the others; on several, how a batched matmul is
+    split among threads depends on the stack's size, so the whole stack is re-run.
+    """
+    spec_json, rows = _load_rows(db, study_name, [trial_number])
+    row = rows.get(trial_number)
+    if row is None:
+        raise TunerError(f"study {study_name!r} has no recorded trial {trial_number}")
+    if not row.manifest_json:
+        raise TunerError(
+            f"trial {trial_number} of {study_name!r} has no manifest (recorded before replays "
+            "existed, or it failed before training started); it cannot be replayed"
+        )
+    spec, manifest = parse_spec(spec_json), dict(row.manifest_json)
+    dev = resolve_device(device)
+    task = build_task(spec.task)
+    recorded_threads = manifest.get("deterministic", {}).get("num_threads")
+    data = task.data.to(dev)
+    with intra_op_threads(None if recorded_threads is None else int(recorded_threads)):
+        population = manifest.get("population")
+        if population:
+            mates = [int(n) for n in population.get("members", [trial_number])]
+            _, recorded = _load_rows(db, study_name, mates)
+            if set(recorded) != set(mates):  # a mate's row is gone: the member on its own
+                mates, recorded = [trial_number], {trial_number: row}
+            # a mate without a manifest failed before it was built: it never joined the stack
+            mates = [n for n in mates if recorded[n].manifest_json]
+            outcomes = execute_population(
+                [_member(recorded[n]) for n in mates],
+                task=task,
+                data=data,
+                study_seed=spec.seed,
+                device=dev,
+                config=PopulationConfig(size=len(mates) + 1, fast=bool(population.get("fast"))),
+            )
+            outcome = outcomes[mates.index(trial_number)]
+        else:
+            member = _member(row)
+            outcome = execute_trial(
+                number=trial_number,
+                params=member.params,
+                task=task,
+                data=data,
+                config=member.config,
+                study_seed=spec.seed,
+                device=dev,
+                on_epoch=member.on_epoch,
+                seeds=[dict(s) for s in manifest["seeds"]],
+            )
+    recorded_versions = manifest.get("versions", {})
+    now = package_versions()
+    drift = {k: (v, now.get(k, "?")) for k, v in recorded_versions.items() if now.get(k) != v}
+    return Replay(
+        study_name, trial_number, row.value, row.stop_reason, row.epochs_run, outcome, drift
+    )

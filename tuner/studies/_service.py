@@ -1,0 +1,101 @@
+"""Study lifecycle on a database: submit, ensure (create or resume), cancel.
+
+Creating a study writes two things, Optuna's study and the ``tuner_studies`` row; if the
+second fails the first is removed, so a failed submission leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import optuna
+
+import storage
+from tuner.errors import SpecError, SpecIssue, StudyStateError, TunerError
+from tuner.inits import applicability_error
+from tuner.spec import StudySpec, parse_spec
+from tuner.tasks import Task, build_task
+
+
+def check_task(spec: StudySpec, task: Task) -> None:
+    """Checks that need the built model (plugin tasks): every initializer must apply."""
+    model = task.build_model()
+    issues = [
+        SpecIssue(("search", "initializer", i), reason)
+        for i, entry in enumerate(spec.search.initializer)
+        if (reason := applicability_error(model, entry.name))
+    ]
+    if issues:
+        raise SpecError(issues)
+
+
+def _create(db: storage.Database, spec: StudySpec, n_trials: int) -> None:
+    backend = db.optuna_storage()
+    try:
+        study = optuna.create_study(
+            study_name=spec.name, storage=backend, direction=spec.resolved_direction
+        )
+    except optuna.exceptions.DuplicatedStudyError:
+        raise storage.StudyExistsError(f"study {spec.name!r} already exists") from None
+    study.set_user_attr("metric", spec.metric)
+    try:
+        with db.session() as session:
+            storage.create_study_record(
+                session,
+                name=spec.name,
+                spec_json=spec.to_json(),
+                metric=spec.metric,
+                direction=spec.resolved_direction,
+                n_trials=n_trials,
+            )
+    except BaseException:
+        optuna.delete_study(study_name=spec.name, storage=backend)
+        raise
+
+
+def submit_study(db: storage.Database, spec: StudySpec, *, task: Task | None = None) -> None:
+    """Create a new study for workers to run; StudyExistsError if the name is taken.
+
+    The task is built first (data loads, plugin models build, initializers fit), so a
+    definition that cannot run is refused before anything is written.
+    """
+    check_task(spec, task or build_task(spec.task))
+    with db.session() as session:
+        if storage.get_study_record(session, spec.name) is not None:
+            raise storage.StudyExistsError(f"study {spec.name!r} already exists")
+    _create(db, spec, spec.budget.n_trials)
+
+
+def ensure_study(db: storage.Database, spec: StudySpec, n_trials: int) -> None:
+    """Create the study, or resume it if the stored definition matches (budget aside)."""
+    spec_json = spec.to_json()
+    with db.session() as session:
+        record = storage.get_study_record(session, spec.name)
+        if record is not None:
+            stored = parse_spec(record.spec_json).to_json()
+            changed = sorted(
+                k
+                for k in spec_json.keys() | stored.keys()
+                if k != "budget" and spec_json.get(k) != stored.get(k)
+            )
+            if changed:
+                raise TunerError(
+                    f"study {spec.name!r} already exists with a different definition "
+                    f"(differs in: {', '.join(changed)}); give the new one another name"
+                )
+            storage.set_study_budget(session, spec.name, n_trials)
+            return
+    try:
+        _create(db, spec, n_trials)
+    except storage.StudyExistsError:
+        ensure_study(db, spec, n_trials)  # created meanwhile by another process: resume it
+
+
+def cancel_study(db: storage.Database, name: str) -> None:
+    """Stop a study: no new trials start, running ones end at their next epoch."""
+    with db.session() as session:
+        record = storage.get_study_record(session, name)
+        if record is None:
+            raise storage.StudyNotFoundError(f"study {name!r} does not exist")
+        if record.status in ("completed", "failed"):
+            raise StudyStateError(f"study {name!r} is already {record.status}")
+        storage.set_study_status(session, name, "cancelled")
+        storage.cancel_pending_runs(session, name)

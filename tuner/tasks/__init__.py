@@ -1,0 +1,16 @@
+"""What a trial trains: datasets loaded into tensors, built-in models and task plugins."""
+
+from tuner.tasks._data import DataSplit, load_dataset, split_and_normalize
+from tuner.tasks._tasks import Task, TaskPlugin, activation_module, build_task, cnn, mlp
+
+__all__ = [
+    "DataSplit",
+    "Task",
+    "TaskPlugin",
+    "activation_module",
+    "build_task",
+    "cnn",
+    "load_dataset",
+    "mlp",
+    "split_and_normalize",
+]

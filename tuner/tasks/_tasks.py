@@ -1,0 +1,160 @@
+"""Tasks: a model builder plus its data. Built-ins (mlp, cnn) and entry-point plugins.
+
+A plugin is any installed package that registers, under the entry-point group
+``tuner.tasks``, a factory called with the spec's task options. The factory
+returns an object with ``build_model(input_shape, n_classes) -> nn.Module`` and,
+optionally, ``load_data() -> DataSplit | (x, y)`` and an ``activation`` name.
+Only installed entry points are ever loaded: never a module path from a client.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+from torch import nn
+
+from tuner.errors import TaskError
+from tuner.inits import LEAKY_RELU_SLOPE
+from tuner.spec import BuiltinTask, PluginTask, installed_plugins
+from tuner.tasks._data import DataSplit, load_dataset, split_and_normalize
+
+
+@runtime_checkable
+class TaskPlugin(Protocol):
+    """What a ``tuner.tasks`` factory returns."""
+
+    def build_model(self, input_shape: tuple[int, ...], n_classes: int) -> nn.Module: ...
+
+
+@dataclass(frozen=True)
+class Task:
+    """A ready task: CPU data and a builder for fresh, un-initialized models."""
+
+    name: str
+    activation: str
+    data: DataSplit
+    build_model: Callable[[], nn.Module]
+    optimizer: str
+    momentum: float
+
+
+def activation_module(name: str) -> nn.Module:
+    modules: dict[str, Callable[[], nn.Module]] = {
+        "relu": nn.ReLU,
+        "leaky_relu": lambda: nn.LeakyReLU(LEAKY_RELU_SLOPE),
+        "tanh": nn.Tanh,
+        "sigmoid": nn.Sigmoid,
+        "gelu": nn.GELU,
+        "selu": nn.SELU,
+    }
+    return modules[name]()
+
+
+def mlp(
+    input_shape: tuple[int, ...], n_classes: int, hidden: list[int], activation: str
+) -> nn.Sequential:
+    """Flatten, then Linear + activation per hidden width, then a Linear head."""
+    layers: list[nn.Module] = [nn.Flatten()]
+    width = int(np.prod(input_shape))
+    for size in hidden:
+        layers += [nn.Linear(width, size), activation_module(activation)]
+        width = size
+    layers.append(nn.Linear(width, n_classes))
+    return nn.Sequential(*layers)
+
+
+def cnn(
+    input_shape: tuple[int, ...],
+    n_classes: int,
+    channels: list[int],
+    kernel_size: int,
+    activation: str,
+) -> nn.Sequential:
+    """Conv + activation (+ 2x2 max-pool while the image is large enough) per stage, Linear head."""
+    if len(input_shape) != 3:
+        raise TaskError(
+            f"model 'cnn' needs image data (C, H, W); got samples of shape {input_shape}"
+        )
+    in_ch, height, width = input_shape
+    layers: list[nn.Module] = []
+    for out_ch in channels:
+        layers += [
+            nn.Conv2d(in_ch, out_ch, kernel_size, padding=kernel_size // 2),
+            activation_module(activation),
+        ]
+        if min(height, width) >= 4:
+            layers.append(nn.MaxPool2d(2))
+            height, width = height // 2, width // 2
+        in_ch = out_ch
+    layers += [nn.Flatten(), nn.Linear(in_ch * height * width, n_classes)]
+    return nn.Sequential(*layers)
+
+
+def _plugin_data(plugin: object, spec: PluginTask) -> DataSplit:
+    loader = getattr(plugin, "load_data", None)
+    if loader is None:
+        return load_dataset(spec.dataset, val_fraction=spec.val_fraction, seed=spec.split_seed)
+    data = loader()
+    if isinstance(data, DataSplit):
+        return data
+    try:
+        x, y = data
+    except (TypeError, ValueError):
+        raise TaskError(
+            f"task plugin {spec.plugin!r}: load_data() must return a DataSplit or (x, y)"
+        ) from None
+    return split_and_normalize(
+        np.asarray(x),
+        np.asarray(y),
+        name=spec.plugin,
+        val_fraction=spec.val_fraction,
+        seed=spec.split_seed,
+    )
+
+
+def build_task(spec: BuiltinTask | PluginTask) -> Task:
+    """Load the task's data and return a model builder; raises TaskError on any failure."""
+    if isinstance(spec, BuiltinTask):
+        data = load_dataset(spec.dataset, val_fraction=spec.val_fraction, seed=spec.split_seed)
+        if spec.model == "mlp":
+
+            def build() -> nn.Module:
+                return mlp(data.input_shape, data.n_classes, spec.hidden, spec.activation)
+
+        else:
+
+            def build() -> nn.Module:
+                return cnn(
+                    data.input_shape,
+                    data.n_classes,
+                    spec.channels,
+                    spec.kernel_size,
+                    spec.activation,
+                )
+
+        build()  # fail now, not in the first trial, if the shapes do not fit
+        return Task(spec.model, spec.activation, data, build, spec.optimizer, spec.momentum)
+
+    entry = installed_plugins().get(spec.plugin)
+    if entry is None:
+        raise TaskError(f"no task plugin named {spec.plugin!r} is installed")
+    try:
+        plugin: Any = entry.load()(**spec.options)
+    except Exception as exc:
+        raise TaskError(f"task plugin {spec.plugin!r} failed to start: {exc!r}") from exc
+    if not isinstance(plugin, TaskPlugin):
+        raise TaskError(f"task plugin {spec.plugin!r} returned no build_model()")
+    data = _plugin_data(plugin, spec)
+    activation = spec.activation or getattr(plugin, "activation", None) or "relu"
+
+    def build_plugin() -> nn.Module:
+        model = plugin.build_model(data.input_shape, data.n_classes)
+        if not isinstance(model, nn.Module):
+            raise TaskError(f"task plugin {spec.plugin!r}: build_model() returned {type(model)}")
+        return model
+
+    build_plugin()
+    return Task(spec.plugin, activation, data, build_plugin, spec.optimizer, spec.momentum)

@@ -1,0 +1,239 @@
+"""One short training loop: resident tensors, randperm batches, per-epoch validation.
+
+The loop knows nothing about Optuna: an ``on_epoch`` hook sees every epoch's
+figures and may end training (pruning, timeout, cancel) by returning a reason.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Literal
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from tuner.tasks import DataSplit
+
+StopReason = Literal[
+    "patience", "pruned", "diverged", "max_epochs", "timeout", "error", "cancelled"
+]
+Direction = Literal["maximize", "minimize"]
+EVAL_CHUNK = 4096  # validation rows per forward pass; bounds memory on big validation sets
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    lr: float
+    weight_decay: float  # L2 lambda: coupled for sgd/adam, decoupled for adamw
+    batch_size: int
+    patience: int
+    max_epochs: int
+    optimizer: str = "sgd"
+    momentum: float = 0.9
+    min_delta: float = 0.0
+    metric: str = "val_accuracy"
+    direction: Direction = "maximize"
+
+
+@dataclass(frozen=True)
+class EpochStats:
+    epoch: int  # 1-based
+    train_loss: float
+    val_loss: float
+    val_accuracy: float
+
+    def metric(self, name: str) -> float:
+        return self.val_accuracy if name == "val_accuracy" else self.val_loss
+
+
+@dataclass
+class TrainResult:
+    value: float | None  # the best epoch's metric; None if no epoch produced a finite one
+    best_epoch: int | None
+    epochs_run: int
+    stop_reason: StopReason
+    history: list[EpochStats] = field(default_factory=list)
+
+
+class EarlyStopping:
+    """Stop after ``patience`` epochs in a row without improving by more than ``min_delta``."""
+
+    def __init__(self, patience: int, *, min_delta: float = 0.0, direction: Direction) -> None:
+        if patience < 1:
+            raise ValueError(f"patience must be >= 1, got {patience}")
+        self.patience, self.min_delta, self.direction = patience, min_delta, direction
+        self.best: float | None = None
+        self.best_epoch: int | None = None
+        self.bad_epochs = 0
+
+    def improved(self, value: float) -> bool:
+        if self.best is None:
+            return True
+        if self.direction == "maximize":
+            return value > self.best + self.min_delta
+        return value < self.best - self.min_delta
+
+    def update(self, epoch: int, value: float) -> bool:
+        """Record one epoch's metric; True when training should stop."""
+        if self.improved(value):
+            self.best, self.best_epoch, self.bad_epochs = value, epoch, 0
+        else:
+            self.bad_epochs += 1
+        return self.bad_epochs >= self.patience
+
+
+def make_optimizer(
+    name: str, params: Iterator[nn.Parameter], cfg: TrainConfig
+) -> torch.optim.Optimizer:
+    if name == "sgd":
+        return torch.optim.SGD(
+            params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
+        )
+    if name == "adam":
+        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if name == "adamw":
+        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    raise ValueError(f"unknown optimizer {name!r}")
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
+    """Mean cross-entropy and accuracy over ``x``, in chunks."""
+    model.eval()
+    loss = torch.zeros((), device=x.device)
+    correct = torch.zeros((), device=x.device)
+    for start in range(0, len(x), EVAL_CHUNK):
+        logits = model(x[start : start + EVAL_CHUNK])
+        target = y[start : start + EVAL_CHUNK]
+        loss += F.cross_entropy(logits, target, reduction="sum")
+        correct += (logits.argmax(1) == target).sum()
+    return (loss / len(x)).item(), (correct / len(x)).item()
+
+
+Evaluator = Callable[[nn.Module, DataSplit], tuple[float, float]]
+EpochHook = Callable[[EpochStats], StopReason | None]
+
+
+def _validate(model: nn.Module, data: DataSplit) -> tuple[float, float]:
+    return evaluate(model, data.x_val, data.y_val)
+
+
+def _epoch(
+    model: nn.Module,
+    opt: torch.optim.Optimizer,
+    data: DataSplit,
+    batch_size: int,
+    generator: torch.Generator,
+) -> torch.Tensor:
+    """One pass over the training set; the summed loss stays on the device (no host sync)."""
+    x, y = data.x_train, data.y_train
+    n, device = len(x), x.device
+    model.train()
+    order = torch.randperm(n, generator=generator).to(device)
+    loss_sum = torch.zeros((), device=device)
+    for start in range(0, n, batch_size):
+        idx = order[start : start + batch_size]
+        loss = F.cross_entropy(model(x[idx]), y[idx])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        loss_sum += loss.detach() * len(idx)
+    return loss_sum / n
+
+
+@dataclass
+class ReplicateResult:
+    """One seed's run inside a lockstep group: its own curve, its figure at the group's best."""
+
+    history: list[EpochStats]
+    value: float | None  # this replicate's metric at the group's best epoch
+    best_value: float | None  # its own best epoch's metric
+    best_epoch: int | None
+
+
+def _mean_stats(epoch: int, losses: list[float], evals: list[tuple[float, float]]) -> EpochStats:
+    k = len(losses)
+    return EpochStats(
+        epoch,
+        sum(losses) / k,
+        sum(v for v, _ in evals) / k,
+        sum(a for _, a in evals) / k,
+    )
+
+
+def train_replicates(
+    models: list[nn.Module],
+    data: DataSplit,
+    cfg: TrainConfig,
+    *,
+    generators: list[torch.Generator],
+    on_epoch: EpochHook | None = None,
+    evaluator: Evaluator = _validate,
+) -> tuple[TrainResult, list[ReplicateResult]]:
+    """Train replicates (same configuration, different seeds) in lockstep.
+
+    Early stopping, the hook (reports, pruning) and the result follow the mean over the
+    replicates, epoch by epoch: the configuration, not one lucky seed, is what is judged.
+    With one replicate this is plain training.
+    """
+    opts = [make_optimizer(cfg.optimizer, m.parameters(), cfg) for m in models]
+    stopper = EarlyStopping(cfg.patience, min_delta=cfg.min_delta, direction=cfg.direction)
+    history: list[EpochStats] = []
+    own: list[list[EpochStats]] = [[] for _ in models]
+
+    def done(reason: StopReason) -> tuple[TrainResult, list[ReplicateResult]]:
+        result = TrainResult(stopper.best, stopper.best_epoch, len(history), reason, history)
+        return result, [_replicate(h, stopper.best_epoch, cfg) for h in own]
+
+    for epoch in range(1, cfg.max_epochs + 1):
+        # The only host sync of the epoch: a NaN/inf anywhere in it shows in the sum.
+        losses = [
+            _epoch(m, o, data, cfg.batch_size, g).item()
+            for m, o, g in zip(models, opts, generators, strict=True)
+        ]
+        evals = [evaluator(m, data) for m in models]
+        for runs, loss, (val_loss, val_acc) in zip(own, losses, evals, strict=True):
+            runs.append(EpochStats(epoch, loss, val_loss, val_acc))
+        stats = own[0][-1] if len(models) == 1 else _mean_stats(epoch, losses, evals)
+        history.append(stats)
+        if not (math.isfinite(stats.train_loss) and math.isfinite(stats.val_loss)):
+            return done("diverged")
+        should_stop = stopper.update(epoch, stats.metric(cfg.metric))
+        reason = on_epoch(stats) if on_epoch else None
+        if reason is not None:
+            return done(reason)
+        if should_stop:
+            return done("patience")
+    return done("max_epochs")
+
+
+def _replicate(history: list[EpochStats], at: int | None, cfg: TrainConfig) -> ReplicateResult:
+    values = [s.metric(cfg.metric) for s in history]
+    finite = [(v, s.epoch) for v, s in zip(values, history, strict=True) if math.isfinite(v)]
+    pick = max if cfg.direction == "maximize" else min
+    best = pick(finite) if finite else None
+    value = values[at - 1] if at is not None and math.isfinite(values[at - 1]) else None
+    return ReplicateResult(history, value, best[0] if best else None, best[1] if best else None)
+
+
+def train(
+    model: nn.Module,
+    data: DataSplit,
+    cfg: TrainConfig,
+    *,
+    generator: torch.Generator,
+    on_epoch: EpochHook | None = None,
+    evaluator: Evaluator = _validate,
+) -> TrainResult:
+    """Train ``model`` on ``data`` (already on the model's device) until a stop rule fires.
+
+    ``generator`` (CPU) draws the batch order, so a trial re-runs to the same
+    numbers on CPU. ``evaluator`` returns (val_loss, val_accuracy) for an epoch.
+    """
+    result, _ = train_replicates(
+        [model], data, cfg, generators=[generator], on_epoch=on_epoch, evaluator=evaluator
+    )
+    return result

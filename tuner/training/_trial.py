@@ -1,0 +1,289 @@
+"""Running one trial: sample, seed, build, initialize, train, and describe the outcome.
+
+Nothing here raises for a trial's own failure: divergence, an exception or
+running out of memory all end in a :class:`TrialOutcome` with a stop reason,
+so the caller always has a state to record.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import platform
+import statistics
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any, Literal
+
+import numpy as np
+import torch
+
+from storage import ReplicateData
+from tuner.errors import TunerError
+from tuner.inits import LayerRecord, apply_initializer
+from tuner.search import TrialParams
+from tuner.tasks import DataSplit, Task
+from tuner.training._diagnostics import LayerDiagnostics, diagnose
+from tuner.training._loop import (
+    EpochStats,
+    ReplicateResult,
+    StopReason,
+    TrainConfig,
+    TrainResult,
+    train_replicates,
+)
+
+TrialState = Literal["complete", "pruned", "fail"]
+CALIBRATION_ROWS = 256  # the fixed batch for LSUV and the t=0 diagnostics: the first train rows
+log = logging.getLogger("tuner.trial")
+
+
+def trial_seeds(study_seed: int, number: int, replicate: int = 0) -> tuple[int, int]:
+    """Independent (init, data-order) seeds for a trial, stable across runs and machines."""
+    entropy = [study_seed, number] if replicate == 0 else [study_seed, number, replicate]
+    init_seed, data_seed = np.random.SeedSequence(entropy).generate_state(2)
+    return int(init_seed), int(data_seed)
+
+
+def package_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for name in ("torch", "numpy", "optuna", "init-tuner"):
+        try:
+            versions[name] = version(name)
+        except PackageNotFoundError:
+            versions[name] = "unknown"
+    return versions
+
+
+def manifest(
+    *,
+    seeds: list[dict[str, int]],
+    params: TrialParams,
+    config: TrainConfig,
+    device: torch.device,
+    layers: list[LayerRecord],
+    seed_number: int | None = None,
+) -> dict[str, Any]:
+    """Everything needed to re-run a trial and to know what ran: seeds, versions, flags, init."""
+    return {
+        "seeds": seeds,
+        "seed_number": seed_number,  # the trial number the seeds derive from (a retry's first)
+        "versions": package_versions(),
+        "device": str(device),
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        "deterministic": {
+            "algorithms": torch.are_deterministic_algorithms_enabled(),
+            "cudnn_deterministic": torch.backends.cudnn.deterministic,
+            "cudnn_benchmark": torch.backends.cudnn.benchmark,
+            "tf32_matmul": torch.backends.cuda.matmul.allow_tf32,
+            "num_threads": torch.get_num_threads(),
+        },
+        "train": asdict(config),
+        "initializer": {"label": params.initializer, "name": params.initializer_name},
+        "init_params": dict(params.init_params),
+        "layers": [asdict(layer) for layer in layers],
+    }
+
+
+@dataclass
+class TrialOutcome:
+    number: int
+    params: TrialParams
+    state: TrialState
+    stop_reason: StopReason
+    value: float | None
+    best_epoch: int | None
+    epochs_run: int
+    started_at: datetime
+    finished_at: datetime
+    duration_s: float
+    device: str
+    seeds: dict[str, int]
+    history: list[EpochStats] = field(default_factory=list)
+    error: str | None = None
+    diagnostics: list[LayerDiagnostics] = field(default_factory=list)
+    manifest: dict[str, Any] = field(default_factory=dict)
+    replicates: list[ReplicateData] = field(default_factory=list)  # one per seed, when k > 1
+    value_std: float | None = None  # across replicates
+
+
+def _state_for(result: TrainResult) -> TrialState:
+    if result.stop_reason == "pruned":
+        return "pruned"
+    if result.value is None:  # diverged (or stopped) before any usable epoch
+        return "fail"
+    return "complete"
+
+
+_GLOBAL_RNG = threading.Lock()
+
+
+@contextlib.contextmanager
+def intra_op_threads(threads: int | None) -> Iterator[None]:
+    """torch's intra-op threads set to ``threads`` (None: left alone), restored on exit.
+
+    Process-wide: set it before starting threads that compute, not from inside one.
+    """
+    saved = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(saved)
+
+
+def describe_error(exc: BaseException) -> str:
+    if isinstance(exc, torch.cuda.OutOfMemoryError):
+        return f"out of memory: {exc}".splitlines()[0]
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def build_initialized(
+    task: Task, params: TrialParams, data: DataSplit, device: torch.device, init_seed: int
+) -> tuple[torch.nn.Module, list[LayerRecord]]:
+    # Modules draw their construction-time weights from the global RNG (and the default
+    # initializers fork it): one build at a time per process, so slots cannot interleave draws.
+    with _GLOBAL_RNG:
+        torch.manual_seed(init_seed)
+        model = task.build_model().to(device)
+        layers = apply_initializer(
+            model,
+            params.initializer_name,
+            params.init_params,
+            activation=task.activation,
+            generator=torch.Generator(device="cpu").manual_seed(init_seed),
+            calibration=data.x_train[:CALIBRATION_ROWS],
+        )
+    return model, layers
+
+
+def calibration_diagnostics(
+    model: torch.nn.Module, data: DataSplit, task: Task
+) -> list[LayerDiagnostics]:
+    try:
+        x, y = data.x_train[:CALIBRATION_ROWS], data.y_train[:CALIBRATION_ROWS]
+        return diagnose(model, x, y, activation=task.activation)
+    except Exception as exc:  # a model the probe cannot read still trains
+        log.warning("no diagnostics for task %s: %r", task.name, exc)
+        return []
+
+
+def _replicate_rows(
+    seeds: list[dict[str, int]], results: list[ReplicateResult]
+) -> list[ReplicateData]:
+    return [
+        ReplicateData(
+            replicate=s["replicate"],
+            init_seed=s["init"],
+            data_seed=s["data"],
+            value=r.value,
+            best_value=r.best_value,
+            best_epoch=r.best_epoch,
+            epochs_run=len(r.history),
+        )
+        for s, r in zip(seeds, results, strict=True)
+    ]
+
+
+def execute_trial(
+    *,
+    number: int,
+    params: TrialParams,
+    task: Task,
+    data: DataSplit,
+    config: TrainConfig,
+    study_seed: int,
+    device: torch.device,
+    on_epoch: Callable[[EpochStats], StopReason | None] | None = None,
+    seed_number: int | None = None,
+    replicates: int = 1,
+    seeds: list[dict[str, int]] | None = None,
+) -> TrialOutcome:
+    """Train one configuration; every failure becomes an outcome, except interrupts.
+
+    Seeds derive from ``seed_number`` (default: the trial number); a retry passes its first
+    attempt's number, so it re-runs the same computation. With ``replicates`` k > 1 the
+    configuration trains under k seed pairs in lockstep and is judged on their mean.
+    Before the first update the first replicate's signal is measured (:mod:`_diagnostics`).
+    ``seeds`` (a manifest's, for a replay) replaces the derived seeds and ``replicates``.
+    """
+    root = number if seed_number is None else seed_number
+    if seeds is None:
+        seeds = []
+        for r in range(replicates):
+            init_seed, data_seed = trial_seeds(study_seed, root, r)
+            seeds.append({"replicate": r, "init": init_seed, "data": data_seed})
+    replicates = len(seeds)
+    started, t0 = datetime.now(UTC), time.perf_counter()
+    outcome: dict[str, Any] = {}
+    try:
+        built = [build_initialized(task, params, data, device, s["init"]) for s in seeds]
+        outcome["manifest"] = manifest(
+            seeds=seeds,
+            params=params,
+            config=config,
+            device=device,
+            layers=built[0][1],
+            seed_number=root,
+        )
+        outcome["diagnostics"] = calibration_diagnostics(built[0][0], data, task)
+        result, per_seed = train_replicates(
+            [model for model, _ in built],
+            data,
+            config,
+            generators=[torch.Generator(device="cpu").manual_seed(s["data"]) for s in seeds],
+            on_epoch=on_epoch,
+        )
+        outcome.update(
+            state=_state_for(result),
+            stop_reason=result.stop_reason,
+            value=result.value,
+            best_epoch=result.best_epoch,
+            epochs_run=result.epochs_run,
+            history=result.history,
+        )
+        if replicates > 1:
+            outcome["replicates"] = _replicate_rows(seeds, per_seed)
+            values = [r.value for r in per_seed if r.value is not None]
+            outcome["value_std"] = statistics.pstdev(values) if len(values) > 1 else None
+    except Exception as exc:
+        outcome.update(
+            state="fail",
+            stop_reason="error",
+            value=None,
+            best_epoch=None,
+            epochs_run=0,
+            error=describe_error(exc),
+        )
+        if device.type == "cuda":
+            torch.cuda.empty_cache()  # let the next trial start from a clean allocator
+    return TrialOutcome(
+        number=number,
+        params=params,
+        started_at=started,
+        finished_at=datetime.now(UTC),
+        duration_s=time.perf_counter() - t0,
+        device=str(device),
+        seeds={"init": seeds[0]["init"], "data": seeds[0]["data"]},
+        **outcome,
+    )
+
+
+def resolve_device(name: str | None = None) -> torch.device:
+    """``auto``/None picks CUDA when present, else CPU."""
+    if name in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as exc:
+        raise TunerError(f"unknown device {name!r}: {exc}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise TunerError(f"device {name!r} asked for, but CUDA is not available here")
+    return device

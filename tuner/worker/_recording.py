@@ -1,0 +1,91 @@
+"""What a worker writes when a trial ends: its results row, Optuna's end of it, the run's.
+
+:func:`record_outcome` after training, in one transaction (a crash leaves all of it or
+none, and a run left ``running`` is the reaper's to settle); :func:`hand_back` for a trial
+given back unfinished (an interrupt, a stopped worker): failed in Optuna, then the run ended
+and its configuration queued again in one transaction.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+
+import optuna
+from optuna.trial import FrozenTrial
+
+import storage
+from tuner.training import TrialOutcome
+from tuner.worker._asking import tell_in_session
+from tuner.worker._reporting import AskedTrial, EpochReporter
+from tuner.worker._rows import RESULT_ATTR, failure_row, frozen_trial, result_row
+from tuner.worker._settle import queue_again
+
+log = logging.getLogger("tuner.worker")
+
+
+def record_outcome(
+    db: storage.Database,
+    claim: storage.Claim,
+    study: optuna.Study,
+    reporter: EpochReporter,
+    outcome: TrialOutcome,
+    *,
+    worker: str,
+    root: int,
+    retry: bool,
+    timeout_ends_study: bool,
+) -> tuple[storage.TrialResultData, FrozenTrial] | None:
+    """Record a trained trial; its row and finished Optuna trial, or None if it was taken over.
+
+    ``retry``: the trial failed with retries left, so its configuration is queued again
+    (seeds from trial ``root``). ``timeout_ends_study``: a timeout completes the study.
+    """
+    row = result_row(claim.study_name, outcome, worker)
+    if retry:
+        row = dataclasses.replace(row, error=f"{row.error} (retrying)")
+    state = "retried" if retry else "cancelled" if outcome.stop_reason == "cancelled" else "done"
+    trial = reporter.trial
+    # One transaction: the row, Optuna's end of the trial (with the epochs not yet written)
+    # and the run's end commit together, or none of them (a crash leaves the run running;
+    # the reaper then fails the trial and retries it). The row comes first: it takes the
+    # study's lock, so finishers of one study take turns, and the last of them sees every
+    # run done.
+    with db.session() as session:
+        storage.upsert_trial_result(session, row)
+        if not storage.finish_run(session, claim.run_id, state):
+            session.rollback()
+            return None  # declared lost meanwhile: the reaper records and retries it
+        finished = tell_in_session(session, study, trial, outcome, reporter)
+        if finished is None:
+            session.rollback()
+            log.warning("trial %s was taken over before it was recorded", trial.number)
+            return None
+        if retry:
+            queue_again(session, claim.study_name, claim.attempt + 1, root, trial)
+        if outcome.stop_reason == "timeout" and timeout_ends_study:
+            storage.set_study_status(session, claim.study_name, "completed")
+        storage.complete_study_if_done(session, claim.study_name)
+    return row, finished
+
+
+def hand_back(
+    db: storage.Database,
+    claim: storage.Claim,
+    study: optuna.Study,
+    trial: AskedTrial,
+    root: int,
+    why: str,
+) -> storage.TrialResultData:
+    """Record this attempt as failed and queue the same configuration again (no retry used)."""
+    backend = db.optuna_storage()
+    row = failure_row(
+        claim.study_name, frozen_trial(backend, study.study_name, trial.number), error=why
+    )
+    backend.set_trial_user_attr(trial.trial_id, RESULT_ATTR, row.to_json())
+    study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
+    with db.session() as session:
+        if storage.finish_run(session, claim.run_id, "retried"):
+            storage.upsert_trial_result(session, row)
+            queue_again(session, claim.study_name, claim.attempt, root, trial)
+    return row
