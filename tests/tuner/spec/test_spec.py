@@ -12,7 +12,7 @@ import pytest
 from tuner.errors import SpecError
 from tuner.spec import FloatRange, IntRange, StudySpec, load_spec, parse_spec
 
-EXAMPLES = Path(__file__).parents[2] / "examples"
+EXAMPLES = Path(__file__).parents[3] / "examples"
 
 
 def _spec(**fields: Any) -> dict[str, Any]:
