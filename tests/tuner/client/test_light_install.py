@@ -54,9 +54,7 @@ def test_the_base_install_has_no_engine(light_venv: Path) -> None:
     assert version.stdout.startswith("tuner ")
 
 
-def test_the_light_client_submits_waits_and_reads_results(
-    light_venv: Path, tmp_path: Path
-) -> None:
+def test_the_light_client_submits_waits_and_reads_results(light_venv: Path, tmp_path: Path) -> None:
     spec = tmp_path / "light.yaml"
     spec.write_text(yaml.safe_dump(served.tiny_spec("light-client")), encoding="utf-8")
     with served.serving(tmp_path) as base:
