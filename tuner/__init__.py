@@ -12,8 +12,6 @@ Importing ``tuner`` loads only the errors, so ``import tuner.client`` stays ligh
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
-
 from tuner.errors import (
     InitializerError,
     SpecError,
@@ -23,10 +21,7 @@ from tuner.errors import (
     TunerError,
 )
 
-try:
-    __version__ = version("init-tuner")
-except PackageNotFoundError:  # a source tree that was never installed
-    __version__ = "0+unknown"
+__version__ = "0.2.0"  # the package's version (pyproject reads it from here)
 
 __all__ = [
     "InitializerError",

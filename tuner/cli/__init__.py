@@ -1,25 +1,47 @@
 """The ``tuner`` command line: thin typer wrappers over the engine and storage.
 
 Rich (progress bars, tables) lives here and nowhere else. Each module registers its
-commands on the one typer ``app`` when imported.
+commands on the one typer ``app`` when imported. Modules import only the light layers
+(``tuner.spec``, ``tuner.client``) at their top; a command imports the engine (torch,
+Optuna, SQL) inside its function, so ``tuner --help`` and the client commands stay fast
+and run where only the client is installed.
 """
 
 from __future__ import annotations
 
-import optuna
+from typing import Annotated
 
-import storage
+import typer
+
+import tuner
 from tuner.cli import _check, _local, _remote, _replay, _report, _service, _sweep
-from tuner.cli._common import app, err
+from tuner.cli._common import app, err, is_storage_error
 from tuner.errors import SpecError, TunerError
 
 __all__ = ["app", "main"]
 _COMMAND_MODULES = (_local, _service, _remote, _sweep, _report, _check, _replay)
 
 
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"tuner {tuner.__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="print the version and exit"
+        ),
+    ] = False,
+) -> None:
+    """Hyperparameter tuning for PyTorch with weight initialization as a search dimension."""
+
+
 def main() -> None:
     """Console-script entry point: turns the package's errors into messages and exit codes."""
-    optuna.logging.set_verbosity(optuna.logging.WARNING)  # the progress bar says it better
     try:
         app()
     except SpecError as exc:
@@ -27,6 +49,8 @@ def main() -> None:
         for issue in exc.issues:
             err.print(f"  [bold]{issue.path}[/]: {issue.msg}", highlight=False)
         raise SystemExit(2) from None
-    except (TunerError, storage.StorageError) as exc:
+    except Exception as exc:
+        if not (isinstance(exc, TunerError) or is_storage_error(exc)):
+            raise
         err.print(f"[red]error:[/] {exc}", highlight=False)
         raise SystemExit(1) from None

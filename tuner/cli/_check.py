@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 import yaml
 from rich.table import Table
 
-from tuner.cli._common import app, console
-from tuner.preflight import InitializerCheck, PreflightReport, run_preflight
+from tuner.cli._common import app, console, quiet_optuna
 from tuner.spec import load_spec
+
+if TYPE_CHECKING:
+    from tuner.preflight import InitializerCheck, PreflightReport
 
 _STATUS = {"pass": "[green]pass[/]", "fail": "[red]fail[/]", "skipped": "[yellow]skipped[/]"}
 _DECADE = {"improved": "[green]improved[/]", "flat": "flat", "diverged": "[red]diverged[/]"}
@@ -143,6 +145,9 @@ def check(
         raise typer.BadParameter(
             "--output writes the pruned spec; add --prune-inits", param_hint="--output"
         )
+    from tuner.preflight import run_preflight
+
+    quiet_optuna()
     spec = load_spec(spec_file)
     with console.status(f"preflight of {spec.name}..."):
         report = run_preflight(spec, device=device, prune_inits=prune_inits)

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
+
+if TYPE_CHECKING:
+    import storage
 
 app = typer.Typer(
     help="Hyperparameter tuning for PyTorch with weight initialization as a search dimension.",
@@ -49,6 +52,28 @@ FastMath = Annotated[
         show_default=False,
     ),
 ]
+
+
+def quiet_optuna() -> None:
+    """Optuna's own log lines off (the progress bar says it better); for engine commands."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def open_database(database_url: str | None) -> storage.Database:
+    """The database a command reads (the URL, else $TUNER_DATABASE_URL, else ./tuner.db)."""
+    import storage
+
+    quiet_optuna()
+    return storage.Database(storage.resolve_database_url(database_url))
+
+
+def is_storage_error(exc: BaseException) -> bool:
+    """Whether ``exc`` is a :class:`storage.StorageError`, without importing storage: a
+    command that never loaded it cannot have raised one."""
+    storage = sys.modules.get("storage")
+    return storage is not None and isinstance(exc, storage.StorageError)
 
 
 def fmt(value: float | None) -> str:

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
-from rich.progress import Progress, TaskID
 
-import storage
 from tuner.cli._common import (
     DatabaseUrl,
     FastMath,
@@ -17,59 +15,20 @@ from tuner.cli._common import (
     Threads,
     app,
     console,
+    open_database,
+    quiet_optuna,
 )
-from tuner.cli._common import fmt as _fmt
 from tuner.cli._remote import ServiceToken, ServiceUrl, one_source
 from tuner.cli._tables import progress_bar, show_leaderboard
 from tuner.client import TunerClient
 from tuner.spec import load_spec
-from tuner.studies import read_leaderboard, run_study
-from tuner.training import EpochStats
-from tuner.worker import RunObserver
 
 
-class _ProgressObserver(RunObserver):
-    """Shows trials done/total, the running trial's epoch, and the best value so far."""
-
-    def __init__(self, progress: Progress, max_epochs: int, direction: str) -> None:
-        self.progress, self.max_epochs, self.direction = progress, max_epochs, direction
-        self.best: float | None = None
-        self.task: TaskID | None = None
-
-    def _best_of(self, value: float | None) -> None:
-        if value is None:
-            return
-        better = self.best is None or (
-            value > self.best if self.direction == "maximize" else value < self.best
-        )
-        if better:
-            self.best = value
-
-    def study_started(self, name: str, finished: int, target: int) -> None:
-        self.task = self.progress.add_task(
-            name, total=target, completed=finished, status="", best=_fmt(None)
-        )
-
-    def trial_started(self, number: int, params: dict[str, Any]) -> None:
-        assert self.task is not None
-        status = f"trial {number} · {params['initializer']} lr={params['lr']:.2g} · starting"
-        self.progress.update(self.task, status=status)
-
-    def epoch_finished(self, number: int, stats: EpochStats) -> None:
-        assert self.task is not None
-        status = f"trial {number} · epoch {stats.epoch}/{self.max_epochs}"
-        self.progress.update(self.task, status=status)
-
-    def trial_finished(self, row: storage.TrialResultData) -> None:
-        assert self.task is not None
-        self._best_of(row.value)
-        status = f"trial {row.trial_number} · {row.stop_reason}"
-        self.progress.update(self.task, advance=1, best=_fmt(self.best), status=status)
-
-
-def print_leaderboard(database_url: str, study_name: str, top: int = 10) -> None:
+def print_leaderboard(database_url: str | None, study_name: str, top: int = 10) -> None:
     """Top trials, then the best result per initializer."""
-    db = storage.Database(database_url)
+    from tuner.studies import read_leaderboard
+
+    db = open_database(database_url)
     try:
         board = read_leaderboard(db, study_name, top)
     finally:
@@ -92,10 +51,15 @@ def run(
     threads: Threads = None,
 ) -> None:
     """Create or resume a study and run it here (embedded worker), then print the leaderboard."""
+    import storage
+    from tuner.cli._progress import ProgressObserver
+    from tuner.studies import run_study
+
+    quiet_optuna()
     spec = load_spec(spec_file)
     url = storage.resolve_database_url(database_url)
     with progress_bar() as progress:
-        observer = _ProgressObserver(progress, spec.budget.max_epochs, spec.resolved_direction)
+        observer = ProgressObserver(progress, spec.budget.max_epochs, spec.resolved_direction)
         summary = run_study(
             spec,
             database_url=url,
@@ -135,13 +99,13 @@ def results(
         with TunerClient(url, token) as client:
             show_leaderboard(client.leaderboard(name, top))
         return
-    print_leaderboard(storage.resolve_database_url(database_url), name, top)
+    print_leaderboard(database_url, name, top)
 
 
 @app.command()
 def migrate(database_url: DatabaseUrl = None) -> None:
     """Create or upgrade the database: Optuna's tables and the tuner_ tables."""
-    db = storage.Database(storage.resolve_database_url(database_url))
+    db = open_database(database_url)
     try:
         db.optuna_storage()  # creates (or checks) Optuna's schema
         db.upgrade()

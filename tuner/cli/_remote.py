@@ -11,14 +11,11 @@ from typing import Annotated
 
 import typer
 
-import storage
-from tuner.cli._common import DatabaseUrl, app, console
+from tuner.cli._common import DatabaseUrl, app, console, open_database
 from tuner.cli._common import fmt as _fmt
 from tuner.cli._tables import progress_bar, show_leaderboard, show_study
-from tuner.client import TunerClient, read_definition
-from tuner.client._models import Study
-from tuner.studies import read_study
-from tuner.sweep import with_overrides
+from tuner.client import Study, TunerClient
+from tuner.spec import read_definition, with_overrides
 
 ServiceUrl = Annotated[
     str | None,
@@ -117,7 +114,9 @@ def status(
         with TunerClient(url, token) as client:
             study = client.get(name)
     else:
-        db = storage.Database(storage.resolve_database_url(database_url))
+        from tuner.studies import read_study
+
+        db = open_database(database_url)
         try:
             study = read_study(db, name)
         finally:

@@ -7,9 +7,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-import storage
-from tuner.cli._common import DatabaseUrl, app, console, err, fmt
-from tuner.studies import replay_trial
+from tuner.cli._common import DatabaseUrl, app, console, err, fmt, open_database
 
 
 @app.command()
@@ -20,7 +18,9 @@ def replay(
     device: Annotated[str, typer.Option(help="cpu reproduces exactly; cuda may not")] = "cpu",
 ) -> None:
     """Re-run a trial from its manifest (seeds, configuration); exit 1 unless it matches."""
-    db = storage.Database(storage.resolve_database_url(database_url))
+    from tuner.studies import replay_trial
+
+    db = open_database(database_url)
     try:
         with console.status(f"replaying {name} #{number} on {device}"):
             result = replay_trial(db, name, number, device=device)

@@ -7,11 +7,8 @@ from typing import Annotated
 
 import typer
 
-import storage
-from tuner.cli._common import DatabaseUrl, app, console
+from tuner.cli._common import DatabaseUrl, app, console, open_database
 from tuner.errors import TunerError
-from tuner.report import LEADERBOARD_ROWS, attach_figures, collect_report, make_figures
-from tuner.report._html import render
 
 
 @app.command()
@@ -28,22 +25,26 @@ def report(
             help="also attach the plots (and a summary note) to the study in the Optuna dashboard",
         ),
     ] = True,
-    top: Annotated[int, typer.Option(min=1, help="rows in the leaderboard")] = LEADERBOARD_ROWS,
+    top: Annotated[
+        int | None,
+        typer.Option(min=1, help="rows in the leaderboard [default: 20]", show_default=False),
+    ] = None,
 ) -> None:
     """Write a study's report: one self-contained HTML page that opens offline.
 
     Leaderboard, best and median value per initializer, learning curves, activation and
     gradient std by depth at initialization, lr x weight decay, parameter importances.
     """
-    url = storage.resolve_database_url(database_url)
-    db = storage.Database(url)
+    from tuner.report import LEADERBOARD_ROWS, attach_figures, collect_report, make_figures, render
+
+    db = open_database(database_url)
     try:
         if db.current_revision() is None:
-            raise TunerError(f"no study named {name!r}: {url} holds no results yet")
+            raise TunerError(f"no study named {name!r}: {db.url} holds no results yet")
         data = collect_report(db, name)
         figures = make_figures(data)
         try:
-            output.write_text(render(data, figures, top=top), encoding="utf-8")
+            output.write_text(render(data, figures, top=top or LEADERBOARD_ROWS), encoding="utf-8")
         except OSError as exc:
             raise TunerError(f"cannot write the report to {output}: {exc}") from exc
         console.print(f"report of study [bold]{name}[/] written to {output}")

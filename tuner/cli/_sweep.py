@@ -12,19 +12,14 @@ import traceback
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import sqlalchemy as sa
 import typer
 
-import storage
-from tuner.cli._common import DatabaseUrl, app, console, err
-from tuner.cli._local import _ProgressObserver
+from tuner.cli._common import DatabaseUrl, app, console, err, is_storage_error, quiet_optuna
 from tuner.cli._remote import ServiceToken, ServiceUrl, one_source, wait_with_progress
 from tuner.cli._tables import progress_bar, show_gates, show_leaderboard
-from tuner.client import NotFound, TunerClient, read_definition
-from tuner.client._models import Study
+from tuner.client import NotFound, Study, TunerClient
 from tuner.errors import TunerError
-from tuner.spec import parse_spec
-from tuner.studies import find_study
+from tuner.spec import parse_spec, read_definition, with_overrides
 from tuner.sweep import (
     EXIT_NOT_RUN,
     Gates,
@@ -32,9 +27,7 @@ from tuner.sweep import (
     SweepReport,
     judge,
     make_gates,
-    run_embedded,
     run_on_service,
-    with_overrides,
     write_reports,
 )
 
@@ -47,6 +40,8 @@ _VERDICT = {
 
 def _sqlite_folder(url: str) -> None:
     """Create the folder of a SQLite file, so ``--database-url sqlite:///out/x.db`` works."""
+    import sqlalchemy as sa
+
     try:
         parsed = sa.engine.make_url(url)
     except sa.exc.ArgumentError:
@@ -55,7 +50,15 @@ def _sqlite_folder(url: str) -> None:
         Path(str(parsed.database)).parent.mkdir(parents=True, exist_ok=True)
 
 
+def _database_url(database_url: str | None) -> str:
+    import storage
+
+    return storage.resolve_database_url(database_url)
+
+
 def _hidden(url: str) -> str:
+    import sqlalchemy as sa
+
     try:
         return sa.engine.make_url(url).render_as_string(hide_password=True)
     except sa.exc.ArgumentError:
@@ -70,6 +73,12 @@ def _embedded(
     device: str,
     top: int,
 ) -> tuple[SweepOutcome, Gates]:
+    import storage
+    from tuner.cli._progress import ProgressObserver
+    from tuner.studies import find_study
+    from tuner.sweep.embedded import run_embedded
+
+    quiet_optuna()
     spec = parse_spec(definition, base_dir=base_dir)
     _sqlite_folder(db_url)
     db = storage.Database(db_url)
@@ -78,7 +87,7 @@ def _embedded(
     finally:
         db.dispose()
     with progress_bar() as progress:
-        observer = _ProgressObserver(progress, spec.budget.max_epochs, spec.resolved_direction)
+        observer = ProgressObserver(progress, spec.budget.max_epochs, spec.resolved_direction)
         outcome = run_embedded(spec, database_url=db_url, device=device, observer=observer, top=top)
     return outcome, gates
 
@@ -179,8 +188,8 @@ def sweep(
         raise typer.BadParameter("needs --baseline", param_hint="--max-regression")
     started = time.monotonic()
     deadline = None if timeout is None else started + timeout
-    db_url = storage.resolve_database_url(database_url)
     mode: Literal["embedded", "service"] = "service" if url else "embedded"
+    db_url = "" if url else _database_url(database_url)
     source = url or _hidden(db_url)
     options: dict[str, Any] = {
         "fail_under": fail_under,
@@ -206,11 +215,13 @@ def sweep(
             base_dir = spec_file.resolve().parent
             outcome, gates = _embedded(definition, base_dir, db_url, options, device, top)
         verdicts = judge(outcome, gates)
-    except (TunerError, storage.StorageError) as exc:
-        error, verdicts = str(exc), ()
-    except Exception as exc:  # a bug, not a verdict: still exit 2, with the traceback
-        err.print(traceback.format_exc(), highlight=False)
-        error, verdicts = f"{type(exc).__name__}: {exc}", ()
+    except Exception as exc:  # ours is a verdict (exit 2); a bug also shows its traceback
+        if not (isinstance(exc, TunerError) or is_storage_error(exc)):
+            err.print(traceback.format_exc(), highlight=False)
+            exc_text = f"{type(exc).__name__}: {exc}"
+        else:
+            exc_text = str(exc)
+        error, verdicts = exc_text, ()
     report = SweepReport(study, mode, source, time.monotonic() - started, outcome, verdicts, error)
     _finish(report, json_file, markdown_file, junit_file)
 

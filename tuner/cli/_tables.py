@@ -9,7 +9,7 @@ from rich.table import Table
 
 from tuner.cli._common import console
 from tuner.cli._common import fmt as _fmt
-from tuner.client._models import Leaderboard, Study
+from tuner.client import Leaderboard, Study
 from tuner.sweep import GateResult
 
 

@@ -1,6 +1,7 @@
 """Reports: one self-contained HTML page of a study, the same figures in the Optuna dashboard."""
 
 from tuner.report._data import ReportData
+from tuner.report._html import render
 from tuner.report._report import (
     LEADERBOARD_ROWS,
     attach_figures,
@@ -20,4 +21,5 @@ __all__ = [
     "collect_report",
     "make_figures",
     "param_importances",
+    "render",
 ]

@@ -51,6 +51,7 @@ from tuner.spec._study import (
     load_spec,
     parse_spec,
     read_definition,
+    with_overrides,
 )
 
 __all__ = [
@@ -96,4 +97,5 @@ __all__ = [
     "read_definition",
     "resolve_file",
     "resolve_params",
+    "with_overrides",
 ]

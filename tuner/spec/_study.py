@@ -255,3 +255,16 @@ __all__ = [
     "load_spec",
     "parse_spec",
 ]
+
+
+def with_overrides(
+    definition: Mapping[str, Any], *, name: str | None = None, timeout: float | None = None
+) -> dict[str, Any]:
+    """The definition with another study name and/or ``budget.timeout_s``."""
+    data = dict(definition)
+    if name:
+        data["name"] = name
+    budget = data.get("budget")
+    if timeout is not None and (budget is None or isinstance(budget, Mapping)):
+        data["budget"] = {**(budget or {}), "timeout_s": timeout}
+    return data

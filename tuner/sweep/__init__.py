@@ -1,4 +1,8 @@
-"""Sweeps in CI: run a study, judge it against gates and a baseline, write its reports."""
+"""Sweeps in CI: run a study, judge it against gates and a baseline, write its reports.
+
+Everything here also serves ``tuner sweep --url`` and needs only the client; the runner that
+trains in this process is :mod:`tuner.sweep.embedded` (it loads the engine).
+"""
 
 from tuner.sweep._reports import write_reports
 from tuner.sweep._sweep import (
@@ -10,9 +14,7 @@ from tuner.sweep._sweep import (
     SweepReport,
     judge,
     make_gates,
-    run_embedded,
     run_on_service,
-    with_overrides,
 )
 
 __all__ = [
@@ -24,8 +26,6 @@ __all__ = [
     "SweepReport",
     "judge",
     "make_gates",
-    "run_embedded",
     "run_on_service",
-    "with_overrides",
     "write_reports",
 ]

@@ -16,13 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import storage
 from tuner.client import Conflict, TunerClient, WaitTimeout
 from tuner.client._models import Leaderboard, Study
 from tuner.errors import InitializerError, TunerError
-from tuner.spec import StudySpec, canonical_name
-from tuner.studies import read_leaderboard, run_study
-from tuner.worker import RunObserver
+from tuner.spec import canonical_name
 
 EXIT_PASSED, EXIT_GATE_FAILED, EXIT_NOT_RUN = 0, 1, 2
 GateStatus = Literal["pass", "fail", "skip"]
@@ -235,37 +232,6 @@ def judge(outcome: SweepOutcome, gates: Gates) -> tuple[GateResult, ...]:
 
 
 # -- running -------------------------------------------------------------------------------------
-
-
-def with_overrides(
-    definition: Mapping[str, Any], *, name: str | None = None, timeout: float | None = None
-) -> dict[str, Any]:
-    """The definition with another study name and/or ``budget.timeout_s``."""
-    data = dict(definition)
-    if name:
-        data["name"] = name
-    budget = data.get("budget")
-    if timeout is not None and (budget is None or isinstance(budget, Mapping)):
-        data["budget"] = {**(budget or {}), "timeout_s": timeout}
-    return data
-
-
-def run_embedded(
-    spec: StudySpec,
-    *,
-    database_url: str,
-    device: str = "auto",
-    observer: RunObserver | None = None,
-    top: int = 10,
-) -> SweepOutcome:
-    """Create or resume the study in this process (``budget.timeout_s`` is the limit)."""
-    summary = run_study(spec, database_url=database_url, device=device, observer=observer)
-    db = storage.Database(database_url)
-    try:
-        board = read_leaderboard(db, spec.name, top)
-    finally:
-        db.dispose()
-    return SweepOutcome(board, timed_out=not summary.complete, finished=summary.finished)
 
 
 def run_on_service(

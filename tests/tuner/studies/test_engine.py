@@ -11,12 +11,11 @@ import pytest
 import torch
 
 import storage
-from tuner.worker import _worker
 from tuner.errors import SpecError, TunerError
 from tuner.spec import parse_spec
 from tuner.studies import run_study
 from tuner.training import EpochStats
-from tuner.worker import PARAMS_ATTR, RunObserver
+from tuner.worker import PARAMS_ATTR, RunObserver, _worker
 
 
 def _spec(name: str = "eng", **overrides: Any) -> Any:

@@ -1,0 +1,28 @@
+"""A sweep run in this process (the engine): kept apart so judging a service's sweep, or
+``tuner sweep --url``, loads no torch."""
+
+from __future__ import annotations
+
+import storage
+from tuner.spec import StudySpec
+from tuner.studies import read_leaderboard, run_study
+from tuner.sweep._sweep import SweepOutcome
+from tuner.worker import RunObserver
+
+
+def run_embedded(
+    spec: StudySpec,
+    *,
+    database_url: str,
+    device: str = "auto",
+    observer: RunObserver | None = None,
+    top: int = 10,
+) -> SweepOutcome:
+    """Create or resume the study in this process (``budget.timeout_s`` is the limit)."""
+    summary = run_study(spec, database_url=database_url, device=device, observer=observer)
+    db = storage.Database(database_url)
+    try:
+        board = read_leaderboard(db, spec.name, top)
+    finally:
+        db.dispose()
+    return SweepOutcome(board, timed_out=not summary.complete, finished=summary.finished)
