@@ -26,7 +26,7 @@ RUN pip install --index-url "${TORCH_INDEX_URL}" torch==2.13.0
 #    only when pyproject.toml changes, not on every source edit (setuptools' package discovery
 #    needs the sources, so the project itself is installed in step 3).
 COPY pyproject.toml /tmp/pyproject.toml
-RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('/tmp/pyproject.toml', 'rb'))['project']['dependencies']))" \
+RUN python -c "import tomllib; p = tomllib.load(open('/tmp/pyproject.toml', 'rb'))['project']; extras = p['optional-dependencies']; print('\n'.join(d for d in p['dependencies'] + extras['engine'] + extras['service'] if not d.startswith('init-tuner')))" \
         > /tmp/requirements.txt \
     && pip install -r /tmp/requirements.txt \
     && python -c "import torch; assert torch.__version__.startswith('2.13.0'), torch.__version__" \
@@ -34,7 +34,7 @@ RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('/tmp/pyproject
 
 # 3. The project (tuner, api, storage and the Alembic migrations as package data).
 COPY . /tmp/src
-RUN pip install /tmp/src \
+RUN pip install '/tmp/src[service]' \
     && rm -rf /tmp/src \
     && python -c "import torch; assert torch.__version__.startswith('2.13.0'), torch.__version__"
 

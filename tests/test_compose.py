@@ -277,7 +277,10 @@ def test_dockerfile_pins_torch_before_installing_the_project() -> None:
         i
         for i, args in runs
         if i > copy_all[0]
-        and re.search(rf"pip install (?:\S+ )*(?:\.|{re.escape(destination)})(?:\s|$)", args)
+        and re.search(
+            rf"pip install (?:\S+ )*'?(?:\.|{re.escape(destination)})(?:\[[\w,]+\])?'?(?:\s|$)",
+            args,
+        )
     ]
     assert project_runs, "the copied project is never pip-installed"
     assert torch_runs[0] < copy_all[0] < project_runs[0]
