@@ -3,7 +3,7 @@
 Bookkeeping is everything a trial costs besides training: claiming it against the
 budget, asking Optuna, sampling 5 parameters, 20 epoch reports with pruning checks,
 telling the result, the run and results rows, the heartbeat. The objective is trivial
-(no training): the worker's real code path runs with ``execute_trial`` replaced by a
+(no training): the worker's real code path runs with an ``Executor`` whose trial is a
 function that reports 20 synthetic epochs. The peer is a plain Optuna study on the
 same server, same 5 parameters and 20 reports + should_prune, one trial at a time.
 
@@ -41,7 +41,7 @@ import storage
 from tuner.spec import StudySpec, parse_spec
 from tuner.studies import submit_study
 from tuner.training import EpochStats, StopReason, TrialOutcome
-from tuner.worker import RunObserver, Worker, WorkerConfig, _worker
+from tuner.worker import Executor, RunObserver, Worker, WorkerConfig
 
 ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 REPORTS = 20
@@ -148,7 +148,6 @@ def bench_worker(url: str, n_trials: int, counter: SqlCounter) -> dict[str, floa
     db = storage.Database(url)
     db.upgrade()
     submit_study(db, spec("bk", n_trials))
-    _worker.execute_trial = trivial_trial
     ends: list[tuple[float, float]] = []
 
     class Clock(RunObserver):
@@ -162,7 +161,7 @@ def bench_worker(url: str, n_trials: int, counter: SqlCounter) -> dict[str, floa
         exit_when_idle=True,
         population=1,
     )
-    worker = Worker(db, config, observer=Clock())
+    worker = Worker(db, config, observer=Clock(), executor=Executor(trial=trivial_trial))
     counter.on, start = True, time.perf_counter()
     worker.run()
     counter.on = False

@@ -14,7 +14,7 @@ from tuner.spec import StudySpec
 from tuner.studies._service import check_task, ensure_study
 from tuner.tasks import build_task
 from tuner.training import resolve_device
-from tuner.worker import RunObserver, Worker, WorkerConfig, _worker
+from tuner.worker import RunObserver, Worker, WorkerConfig, _assembly
 
 
 @dataclass(frozen=True)
@@ -82,7 +82,7 @@ def run_study(
             poll_interval=min(1.0, heartbeat_interval),
             studies=(spec.name,),
             exit_when_idle=True,
-            deadline=None if timeout is None else _worker._clock() + timeout,
+            deadline=None if timeout is None else _assembly._clock() + timeout,
             population=population,
             fast=fast,
             threads=threads,

@@ -3,13 +3,15 @@
 :func:`record_outcome` after training, in one transaction (a crash leaves all of it or
 none, and a run left ``running`` is the reaper's to settle); :func:`hand_back` for a trial
 given back unfinished (an interrupt, a stopped worker): failed in Optuna, then the run ended
-and its configuration queued again in one transaction.
+and its configuration queued again in one transaction. :class:`Recorder` decides which of
+them a finished :class:`~tuner.worker._assembly.Job` gets, and tells the observer.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+import threading
 
 import optuna
 from optuna.trial import FrozenTrial
@@ -17,6 +19,9 @@ from optuna.trial import FrozenTrial
 import storage
 from tuner.training import TrialOutcome
 from tuner.worker._asking import tell_in_session
+from tuner.worker._assembly import Job
+from tuner.worker._leases import Leases
+from tuner.worker._observer import RunObserver
 from tuner.worker._reporting import AskedTrial, EpochReporter
 from tuner.worker._rows import RESULT_ATTR, failure_row, frozen_trial, result_row
 from tuner.worker._settle import queue_again
@@ -89,3 +94,66 @@ def hand_back(
             storage.upsert_trial_result(session, row)
             queue_again(session, claim.study_name, claim.attempt, root, trial)
     return row
+
+
+class Recorder:
+    """The ends of worker ``worker``'s trials; ``ran`` counts the trials it recorded.
+
+    ``timeout_ends_study``: a trial's timeout completes its study (a service's study, not
+    an embedded run's limit).
+    """
+
+    def __init__(
+        self,
+        db: storage.Database,
+        worker: str,
+        *,
+        leases: Leases,
+        observer: RunObserver,
+        timeout_ends_study: bool,
+    ) -> None:
+        self.db, self.worker, self.leases, self.observer = db, worker, leases, observer
+        self.timeout_ends_study = timeout_ends_study
+        self.ran = 0
+        self._lock = threading.Lock()
+
+    def finish(self, job: Job, outcome: TrialOutcome) -> None:
+        """Record a trained job, or hand it back if its worker was stopped under it."""
+        claim, reporter = job.claim, job.reporter
+        if job.lease["lost"]:
+            reporter.flush()
+            return  # the reaper that took the run records it and schedules the retry
+        if outcome.stop_reason == "cancelled" and not self.leases.cancelled(claim.study_name):
+            reporter.flush()
+            why = "handed back: the worker was stopped"
+            self.hand_back(claim, job.study, reporter.trial, job.root, why)
+            return
+        self.record(job, outcome)
+
+    def record(self, job: Job, outcome: TrialOutcome) -> None:
+        """Record the trained job's outcome (retried on an error with retries left)."""
+        claim, max_retries = job.claim, job.ctx.spec.budget.max_retries
+        recorded = record_outcome(
+            self.db,
+            claim,
+            job.study,
+            job.reporter,
+            outcome,
+            worker=self.worker,
+            root=job.root,
+            retry=outcome.stop_reason == "error" and claim.attempt < max_retries,
+            timeout_ends_study=self.timeout_ends_study,
+        )
+        if recorded is None:
+            return
+        row, finished = recorded
+        job.snapshot.record(finished)  # pruners and samplers see the trial we just finished
+        with self._lock:
+            self.ran += 1
+        self.observer.trial_finished(row)
+
+    def hand_back(
+        self, claim: storage.Claim, study: optuna.Study, trial: AskedTrial, root: int, why: str
+    ) -> None:
+        """Give the trial back unfinished: recorded as failed, its configuration queued again."""
+        self.observer.trial_finished(hand_back(self.db, claim, study, trial, root, why))

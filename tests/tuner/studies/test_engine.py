@@ -15,7 +15,7 @@ from tuner.errors import SpecError, TunerError
 from tuner.spec import parse_spec
 from tuner.studies import run_study
 from tuner.training import EpochStats
-from tuner.worker import PARAMS_ATTR, RunObserver, _worker
+from tuner.worker import PARAMS_ATTR, RunObserver, _assembly
 
 
 def _spec(name: str = "eng", **overrides: Any) -> Any:
@@ -182,7 +182,7 @@ def test_timeout_stops_the_run_and_leaves_it_resumable(
 
     class Expire(RunObserver):  # the limit passes during the first epoch of the first trial
         def epoch_finished(self, number: int, stats: EpochStats) -> None:
-            monkeypatch.setattr(_worker, "_clock", lambda: float("inf"))
+            monkeypatch.setattr(_assembly, "_clock", lambda: float("inf"))
 
     # one trial at a time (population=1): the limit ends the one running trial
     summary = run_study(spec, database_url=database_url, observer=Expire(), population=1)

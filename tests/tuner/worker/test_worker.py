@@ -23,12 +23,13 @@ def test_a_lease_is_lost_only_when_the_database_says_so(database_url: str) -> No
         assert claim is not None
         claimed = time.monotonic() - 1.0
         # A heartbeat that ran before the claim committed does not list the run...
-        worker._owned, worker._beat_at = set(), time.monotonic()
-        assert not worker._lease_lost(claim.run_id, claimed)  # ...but the run is still ours
+        leases = worker._leases
+        leases._owned, leases._beat_at = set(), time.monotonic()
+        assert not leases.lost(claim.run_id, claimed)  # ...but the run is still ours
         with db.session() as session:  # a reaper takes it over
             storage.reap_lost_runs(session, stale_before=datetime.now(UTC) + timedelta(1))
-        assert worker._lease_lost(claim.run_id, claimed)
-        worker._owned, worker._beat_at = {claim.run_id}, time.monotonic() - 61.0
-        assert worker._lease_lost(claim.run_id, claimed)  # no heartbeat for a grace period
+        assert leases.lost(claim.run_id, claimed)
+        leases._owned, leases._beat_at = {claim.run_id}, time.monotonic() - 61.0
+        assert leases.lost(claim.run_id, claimed)  # no heartbeat for a grace period
     finally:
         db.dispose()

@@ -1,0 +1,103 @@
+"""Claiming runs: one at a time, or as many of one study as a population takes.
+
+Each claim is atomic against the study's budget (:func:`storage.claim_run`). A study's
+spec, task and data on this worker's device are read once and kept (:class:`StudyContext`),
+with the size of the populations its trials train in, decided on its first claim.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import torch
+
+import storage
+from tuner.population import PopulationConfig, largest_batch, population_size
+from tuner.spec import StudySpec, parse_spec
+from tuner.tasks import DataSplit, Task, build_task
+from tuner.worker._asking import asks_in_memory
+from tuner.worker._config import WorkerConfig
+
+log = logging.getLogger("tuner.worker")
+
+
+@dataclass
+class StudyContext:
+    spec: StudySpec
+    task: Task
+    data: DataSplit
+    population: int | None = None  # trials a slot claims at once; None: not decided yet
+
+
+class Claims:
+    """Claims of worker ``worker`` on ``device``, and the contexts of the studies claimed."""
+
+    def __init__(
+        self,
+        db: storage.Database,
+        worker: str,
+        device: torch.device,
+        config: WorkerConfig,
+        tasks: dict[str, Task] | None = None,
+    ) -> None:
+        self.db, self.worker, self.device, self.config = db, worker, device, config
+        self._tasks = dict(tasks or {})
+        self._contexts: dict[str, StudyContext] = {}
+
+    def claim(self) -> storage.Claim | None:
+        """A run of any study this worker serves, or None when nothing is claimable."""
+        with self.db.session() as session:
+            return storage.claim_run(
+                session, worker=self.worker, device=str(self.device), studies=self.config.studies
+            )
+
+    def idle(self) -> bool:
+        """Whether the studies this worker serves have nothing pending or running."""
+        studies = self.config.studies
+        with self.db.session() as session:
+            names = list(studies) if studies is not None else []
+            counts = [storage.count_runs_by_state(session, n) for n in names]
+        return all(c.get("running", 0) == 0 and c.get("pending", 0) == 0 for c in counts)
+
+    def context(self, name: str, spec_json: dict[str, object]) -> StudyContext:
+        """Study ``name``'s spec, task and data on this device (built on its first claim)."""
+        if name not in self._contexts:
+            spec = parse_spec(spec_json)
+            task = self._tasks.get(name) or build_task(spec.task)
+            self._contexts[name] = StudyContext(spec, task, task.data.to(self.device))
+        return self._contexts[name]
+
+    def population(self, ctx: StudyContext) -> int:
+        """Trials of this study to claim at once: 1 unless they can train as one stack."""
+        if ctx.population is None:
+            spec, wanted = ctx.spec, self.config.population
+            if wanted == 1 or spec.replicates > 1 or not asks_in_memory(spec):
+                ctx.population = 1  # lockstep replicates, or samplers that ask one by one
+            else:
+                batch = largest_batch(spec.search.batch_size)
+                config = PopulationConfig(size=wanted or None)
+                ctx.population = population_size(ctx.task, batch, self.device, config)
+        return ctx.population
+
+    def claim_more(self, claim: storage.Claim) -> list[storage.Claim]:
+        """The claim, plus as many more runs of its study as one population takes."""
+        k = self.population(self.context(claim.study_name, claim.spec_json))
+        claims = [claim]
+        if k > 1:
+            try:
+                with self.db.session() as session:  # each claim checks the budget on its own
+                    for _ in range(k - 1):
+                        more = storage.claim_run(
+                            session,
+                            worker=self.worker,
+                            device=str(self.device),
+                            studies=[claim.study_name],
+                        )
+                        if more is None:
+                            break
+                        claims.append(more)
+            except storage.StorageError as exc:  # rolled back: train the one claim alone
+                log.warning("claiming a population failed: %s", exc)
+                claims = [claim]
+        return claims

@@ -1,0 +1,37 @@
+"""A worker's settings, and how many intra-op threads each of its slots uses."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    device: str = "auto"
+    slots: int = 1
+    heartbeat_interval: float = 10.0
+    grace: float = 60.0  # a run with no heartbeat for this long is lost
+    poll_interval: float = 2.0  # idle wait between claims
+    studies: Sequence[str] | None = None  # only these studies; None: any
+    exit_when_idle: bool = False  # stop when nothing is claimable or running
+    deadline: float | None = None  # time.monotonic() limit of this worker (embedded runs)
+    population: int | None = None  # trials trained as one stack: None/0 auto, 1 off, K
+    fast: bool | None = None  # populations in bf16/TF32 with fused optimizers; None: CUDA only
+    threads: int | None = None  # intra-op threads per slot; None: on CPU, the cores shared out
+
+
+def slot_threads(device: torch.device, slots: int, threads: int | None) -> int | None:
+    """Intra-op threads each slot should use; None: leave torch's setting alone.
+
+    On a CPU, slots share the process's threads (torch's default: one per core): two slots
+    on two cores run one thread each. Small models' ops (the MLPs populations stack) scale
+    badly across threads, so trials in parallel beat threads in parallel there.
+    """
+    if threads is not None:
+        return threads
+    if device.type != "cpu" or slots == 1:
+        return None
+    return max(1, torch.get_num_threads() // slots)
