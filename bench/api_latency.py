@@ -44,29 +44,32 @@ import platform
 import random
 import secrets
 import shlex
-import signal
-import socket
-import subprocess
 import sys
-import tempfile
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import httpx
 import psycopg
 import sqlalchemy as sa
 import wrk_load  # bench/, beside this script
-from psycopg import conninfo, sql
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository root
 
 import storage
+from tests.harness import (
+    ADMIN_DSN_ENV,
+    DEFAULT_ADMIN_DSN,
+    Server,
+    free_port,
+    scratch_postgres,
+    server_env,
+    serving,
+    uvicorn_factory,
+)
 
-ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
-ADMIN_DSN_ENV = "TUNER_TEST_POSTGRES_DSN"
 STUDY_NAME = "bench-mnist-init"
 TRIALS = 10_000
 PAGE_SIZE = 100
@@ -189,30 +192,6 @@ STUDY_SPEC: dict[str, Any] = {
 }
 
 
-@contextlib.contextmanager
-def scratch_database(admin_dsn: str, *, keep: bool) -> Iterator[str]:
-    """A fresh database ``tuner_bench_<hex>``: yields its SQLAlchemy URL, drops it after."""
-    name = f"tuner_bench_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(admin_dsn, autocommit=True, connect_timeout=5) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    params = conninfo.conninfo_to_dict(admin_dsn)
-    auth = str(params.get("user") or "postgres")
-    if params.get("password"):
-        auth += f":{params['password']}"
-    url = f"postgresql+psycopg://{auth}@{params.get('host', '127.0.0.1')}:"
-    url += f"{params.get('port', 5432)}/{name}"
-    try:
-        yield url
-    finally:
-        if keep:
-            print(f"kept database {name}: {url}", file=sys.stderr)
-        else:
-            with psycopg.connect(admin_dsn, autocommit=True, connect_timeout=5) as admin:
-                admin.execute(
-                    sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-                )
-
-
 def load_study(url: str, n_trials: int) -> tuple[float, str]:
     """Migrate, create the study and bulk-insert its trials; (seconds taken, server version)."""
     started = time.perf_counter()
@@ -250,78 +229,18 @@ def load_study(url: str, n_trials: int) -> tuple[float, str]:
 # --------------------------------------------------------------------------- server
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@dataclasses.dataclass
-class Server:
-    process: subprocess.Popen[bytes]
-    base_url: str
-    log: IO[bytes]
-
-    def log_tail(self, n: int = 40) -> str:
-        self.log.flush()
-        self.log.seek(0)
-        return "\n".join(self.log.read().decode(errors="replace").splitlines()[-n:])
-
-
 @contextlib.contextmanager
-def uvicorn_server(app: str, url: str, workers: int, token: str) -> Iterator[Server]:
-    """uvicorn serving ``app`` (a factory) on a free loopback port; stopped on exit."""
+def uvicorn_server(
+    app: str, url: str, workers: int, token: str, timeout_s: float
+) -> Iterator[Server]:
+    """uvicorn serving ``app`` (a factory, configured by the ``TUNER_*`` environment it is
+    given) on a free loopback port, ready (``/healthz``); stopped on exit."""
     port = free_port()
-    address = ["--host", "127.0.0.1", "--port", str(port)]
-    options = ["--workers", str(workers), "--log-level", "warning"]
-    command = [sys.executable, "-m", "uvicorn", app, "--factory", *address, *options]
-    env = {
-        **os.environ,
-        "TUNER_DATABASE_URL": url,
-        "TUNER_API_TOKENS": f"read:{token}",
-        "TUNER_DASHBOARD": "false",
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
-    }
-    with tempfile.TemporaryFile() as log:
-        process = subprocess.Popen(
-            command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-        try:
-            yield Server(process, f"http://127.0.0.1:{port}", log)
-        finally:
-            stop(process)
-
-
-def stop(process: subprocess.Popen[bytes], timeout_s: float = 15.0) -> None:
-    """SIGTERM uvicorn's process group (the supervisor and its workers), SIGKILL if it lingers."""
-    if process.poll() is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout_s)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait(5)
-
-
-def wait_ready(server: Server, timeout_s: float) -> None:
-    """Poll ``/healthz`` until it answers 200; bounded by ``timeout_s``."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        if server.process.poll() is not None:
-            raise SystemExit(
-                f"uvicorn exited with {server.process.returncode} before it was ready:\n"
-                f"{server.log_tail()}"
-            )
-        with contextlib.suppress(httpx.TransportError):
-            if httpx.get(f"{server.base_url}/healthz", timeout=2.0).status_code == 200:
-                return
-        if time.monotonic() > deadline:
-            raise SystemExit(f"uvicorn not ready within {timeout_s:.0f} s:\n{server.log_tail()}")
-        time.sleep(0.1)
+    variables = {"TUNER_DATABASE_URL": url, "TUNER_API_TOKENS": f"read:{token}"}
+    env = server_env({**variables, "TUNER_DASHBOARD": "false"}, isolate=False)
+    command = uvicorn_factory(app, port, workers=workers)
+    with serving(command, port, env=env, ready_path="/healthz", timeout_s=timeout_s) as server:
+        yield server
 
 
 # --------------------------------------------------------------------------- load
@@ -602,11 +521,11 @@ def main(argv: list[str] | None = None) -> int:
 
     token = secrets.token_urlsafe(24)
     path = f"/v1/studies/{STUDY_NAME}/trials"
-    with scratch_database(args.admin_dsn, keep=args.keep) as url:
+    with scratch_postgres(args.admin_dsn, prefix="tuner_bench_", keep=args.keep) as url:
         load_s, server_version = load_study(url, TRIALS)
         print(f"loaded {TRIALS} trials in {load_s:.1f} s", file=sys.stderr)
-        with uvicorn_server(args.app, url, args.uvicorn_workers, token) as server:
-            wait_ready(server, args.startup_timeout)
+        workers, timeout_s = args.uvicorn_workers, args.startup_timeout
+        with uvicorn_server(args.app, url, workers, token, timeout_s) as server:
             probe = httpx.get(
                 f"{server.base_url}{path}",
                 params={"limit": PAGE_SIZE},

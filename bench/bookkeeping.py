@@ -26,18 +26,17 @@ import shlex
 import statistics
 import sys
 import time
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import optuna
-import psycopg
 import sqlalchemy as sa
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository root
+
 import storage
+from tests.harness import scratch_postgres
 from tuner.spec import StudySpec, parse_spec
 from tuner.studies import submit_study
 from tuner.training import EpochStats, StopReason, TrialOutcome
@@ -45,18 +44,6 @@ from tuner.worker import Executor, RunObserver, Worker, WorkerConfig
 
 ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 REPORTS = 20
-
-
-@contextmanager
-def scratch_database() -> Iterator[str]:
-    name = f"tuner_bench_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(ADMIN_DSN, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-    finally:
-        with psycopg.connect(ADMIN_DSN, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 class SqlCounter:
@@ -207,10 +194,10 @@ def main() -> None:
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     counter = SqlCounter()
-    with scratch_database() as url:
+    with scratch_postgres(ADMIN_DSN, prefix="tuner_bench_") as url:
         ours = bench_worker(url, args.trials, counter)
     counter.statements = counter.commits = 0
-    with scratch_database() as url:
+    with scratch_postgres(ADMIN_DSN, prefix="tuner_bench_") as url:
         peer = bench_optuna(url, args.trials, counter)
     result = {
         "bench": "bookkeeping",

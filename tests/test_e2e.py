@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,20 +15,16 @@ import optuna
 import pytest
 import sqlalchemy as sa
 
+from tests.harness import free_port, server_env, serving, uvicorn_factory
+
 pytestmark = pytest.mark.postgres
 BIN = Path(sys.executable).parent
 DEADLINE_S = 240.0  # generous bound for every wait: an event, never a fixed sleep
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _env(url: str) -> dict[str, str]:
     # one torch thread per process: several workers on 2 cores must not oversubscribe them
-    return {**os.environ, "TUNER_DATABASE_URL": url, "OMP_NUM_THREADS": "1", "TUNER_API_TOKENS": ""}
+    return server_env({"TUNER_DATABASE_URL": url, "TUNER_API_TOKENS": ""})
 
 
 def _wait_for(what: str, check: Any, timeout: float = DEADLINE_S) -> Any:
@@ -45,37 +39,9 @@ def _wait_for(what: str, check: Any, timeout: float = DEADLINE_S) -> Any:
 
 @pytest.fixture
 def server(postgres_url: str) -> Iterator[tuple[str, str]]:
-    port = _free_port()
-    proc = subprocess.Popen(
-        [
-            str(BIN / "uvicorn"),
-            "api:create_app",
-            "--factory",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ],
-        env=_env(postgres_url),
-    )
-    base = f"http://127.0.0.1:{port}"
-
-    def up() -> bool:
-        if proc.poll() is not None:
-            raise AssertionError(f"uvicorn exited with {proc.returncode}")
-        try:
-            return httpx.get(f"{base}/readyz", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    try:
-        _wait_for("the API to be ready", up, timeout=60)
-        yield base, postgres_url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+    port = free_port()
+    with serving(uvicorn_factory("api:create_app", port), port, env=_env(postgres_url)) as api:
+        yield api.base_url, postgres_url
 
 
 def _worker(url: str, study: str, *extra: str) -> subprocess.Popen[bytes]:

@@ -1,15 +1,21 @@
-"""Service commands: a worker joining a database, and the API server."""
+"""Service commands: a worker joining a database, and the API server.
+
+torch, the worker, storage, uvicorn and the API are imported inside the commands, so that
+``tuner --help`` does not pay for them.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-import storage
 from tuner.cli._common import DatabaseUrl, FastMath, Population, Slots, Threads, app, err
 from tuner.cli._common import fmt as _fmt
-from tuner.worker import RunObserver, Worker, WorkerConfig
+
+if TYPE_CHECKING:
+    from api import Settings
+    from tuner.worker import RunObserver
 
 
 @app.command()
@@ -38,6 +44,9 @@ def worker(
     """
     import signal
 
+    import storage
+    from tuner.worker import Worker, WorkerConfig
+
     if exit_when_idle and not study:
         raise typer.BadParameter("--exit-when-idle needs --study", param_hint="--exit-when-idle")
     db = storage.Database(storage.resolve_database_url(database_url))
@@ -54,7 +63,7 @@ def worker(
         fast=fast,
         threads=threads,
     )
-    runner = Worker(db, config, observer=_LogObserver())
+    runner = Worker(db, config, observer=_log_observer())
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: runner.stop())
     err.print(f"worker {runner.name} on {runner.device} ({slots} slot(s)) joined {db.url}")
@@ -92,30 +101,33 @@ def serve(
     """Serve the REST API (and the Optuna dashboard) with embedded workers on one database.
 
     Without TUNER_API_TOKENS everything is open, so only a loopback address may be bound.
+    The other TUNER_* settings of the API (TUNER_DATA_DIR, TUNER_STALE_AFTER_S, ...) apply too.
     """
-    import os
     import signal
     import threading
 
     import uvicorn
 
-    if not os.environ.get("TUNER_API_TOKENS", "").strip() and not _loopback(host):
+    import storage
+    from api import create_app
+    from tuner.worker import Worker, WorkerConfig
+
+    url = storage.resolve_database_url(database_url)
+    settings = serve_settings(url, dashboard=dashboard)
+    if not settings.auth_enabled and not _loopback(host):
         raise typer.BadParameter(
             f"refusing to serve on {host} without authentication: set TUNER_API_TOKENS "
             "(e.g. 'admin:<secret>,read:<secret>') or bind a loopback address",
             param_hint="--host",
         )
-    url = storage.resolve_database_url(database_url)
-    # The app is loaded by uvicorn from its import path and reads these settings.
-    os.environ["TUNER_DATABASE_URL"] = url
-    os.environ["TUNER_DASHBOARD"] = "true" if dashboard else "false"
     db = storage.Database(url)
     db.optuna_storage()
     db.upgrade()
     embedded: Worker | None = None
     thread: threading.Thread | None = None
     if workers:
-        embedded = Worker(db, WorkerConfig(device=device, slots=workers), observer=_LogObserver())
+        config = WorkerConfig(device=device, slots=workers)
+        embedded = Worker(db, config, observer=_log_observer())
         thread = threading.Thread(target=embedded.run, name="embedded-worker", daemon=True)
         thread.start()
     err.print(
@@ -127,9 +139,9 @@ def serve(
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: embedded.stop() if embedded else None)
     try:
-        uvicorn.Server(
-            uvicorn.Config("api:create_app", factory=True, host=host, port=port)
-        ).run()  # returns on SIGINT/SIGTERM
+        # One process serves: uvicorn takes the app object, built from these settings (no
+        # import string, so nothing travels through the environment).
+        uvicorn.Server(uvicorn.Config(create_app(settings), host=host, port=port)).run()
     finally:
         if embedded is not None and thread is not None:
             embedded.stop()  # running trials are handed back at their next epoch
@@ -137,12 +149,33 @@ def serve(
         db.dispose()
 
 
-class _LogObserver(RunObserver):
-    """One line per finished trial, for worker logs."""
+def serve_settings(database_url: str, *, dashboard: bool) -> Settings:
+    """The API's settings for ``tuner serve``: the command's database and dashboard choice,
+    everything else from the ``TUNER_*`` environment (read, never written)."""
+    from pydantic import ValidationError
 
-    def trial_finished(self, row: storage.TrialResultData) -> None:
-        err.print(
-            f"{row.study_name} #{row.trial_number}: {row.state} ({row.stop_reason}) "
-            f"value={_fmt(row.value)} epochs={row.epochs_run} {row.duration_s:.1f}s",
-            highlight=False,
+    from api import Settings
+
+    try:
+        return Settings(database_url=database_url, dashboard=dashboard)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"TUNER_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors()
         )
+        raise typer.BadParameter(f"invalid API settings: {problems}") from None
+
+
+def _log_observer() -> RunObserver:
+    """One line per finished trial, for worker logs."""
+    import storage
+    from tuner.worker import RunObserver
+
+    class LogObserver(RunObserver):
+        def trial_finished(self, row: storage.TrialResultData) -> None:
+            err.print(
+                f"{row.study_name} #{row.trial_number}: {row.state} ({row.stop_reason}) "
+                f"value={_fmt(row.value)} epochs={row.epochs_run} {row.duration_s:.1f}s",
+                highlight=False,
+            )
+
+    return LogObserver()

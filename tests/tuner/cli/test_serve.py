@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import httpx
 import pytest
+import uvicorn
+from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
+from api import Settings, create_app
+from tests.harness import free_port, scratch_sqlite, serving, tuner_serve
+from tests.tuner.specs import ADMIN, READ, TOKENS
 from tuner.cli import app
 
 
@@ -24,31 +26,83 @@ def test_a_public_bind_without_tokens_is_refused(monkeypatch: pytest.MonkeyPatch
     assert "TUNER_API_TOKENS" in result.output
 
 
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def test_malformed_tokens_are_refused_before_anything_starts(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("TUNER_API_TOKENS", "root:x")
+    url = scratch_sqlite(tmp_path)
+    result = CliRunner().invoke(app, ["serve", "--workers", "0", "--database-url", url])
+    assert result.exit_code == 2
+    assert "TUNER_API_TOKENS" in result.output and "'root'" in result.output
+    assert not (tmp_path / "tuner.db").exists()
+
+
+def _no_env_tuner(monkeypatch: pytest.MonkeyPatch) -> None:
+    for key in [k for k in os.environ if k.startswith("TUNER_")]:
+        monkeypatch.delenv(key)
+
+
+def test_serve_builds_the_app_from_a_settings_object(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """`tuner serve` hands uvicorn an app built from its own settings and leaves the
+    environment as it found it: the flags win, the other TUNER_* are read, none written."""
+    _no_env_tuner(monkeypatch)
+    monkeypatch.setenv("TUNER_API_TOKENS", TOKENS)
+    monkeypatch.setenv("TUNER_DATA_DIR", str(tmp_path))
+    served: list[uvicorn.Config] = []
+
+    class Server:  # uvicorn.Server, minus the serving
+        def __init__(self, config: uvicorn.Config) -> None:
+            served.append(config)
+
+        def run(self) -> None:
+            pass
+
+    monkeypatch.setattr(uvicorn, "Server", Server)
+    monkeypatch.setattr(signal, "signal", lambda *_: None)  # keep pytest's own handlers
+    url = scratch_sqlite(tmp_path, "served.db")
+    before = dict(os.environ)
+    argv = ["serve", "--host", "0.0.0.0", "--port", "8123", "--workers", "0", "--no-dashboard"]
+    result = CliRunner().invoke(app, [*argv, "--database-url", url])
+    assert result.exit_code == 0, result.output
+    assert dict(os.environ) == before
+    (config,) = served
+    assert (config.host, config.port) == ("0.0.0.0", 8123)
+    settings: Settings = config.app.state.settings
+    assert (settings.database_url, settings.dashboard) == (url, False)
+    assert settings.tokens == (("admin", ADMIN), ("read", READ))
+    assert settings.data_dir == tmp_path
+    with TestClient(config.app) as client:
+        assert client.get("/readyz").status_code == 200
+        assert client.get("/v1/workers").status_code == 401
+        admin = {"Authorization": f"Bearer {ADMIN}"}
+        assert client.get("/v1/workers", headers=admin).status_code == 200
+        assert client.get("/dashboard").status_code == 404
+    assert dict(os.environ) == before
+
+
+def test_the_factory_honors_explicit_settings_over_the_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    _no_env_tuner(monkeypatch)
+    monkeypatch.setenv("TUNER_DATABASE_URL", scratch_sqlite(tmp_path, "env.db"))
+    monkeypatch.setenv("TUNER_API_TOKENS", "admin:from-the-environment")
+    before = dict(os.environ)
+    settings = Settings(database_url=scratch_sqlite(tmp_path, "given.db"), api_tokens=TOKENS)
+    read = {"Authorization": f"Bearer {READ}"}
+    with TestClient(create_app(settings)) as client:
+        assert client.get("/v1/studies", headers=read).status_code == 200
+        other = {"Authorization": "Bearer from-the-environment"}
+        assert client.get("/v1/studies", headers=other).status_code == 401
+    assert (tmp_path / "given.db").exists() and not (tmp_path / "env.db").exists()
+    assert dict(os.environ) == before
 
 
 def test_serve_runs_submitted_studies_and_the_dashboard(tmp_path: Path) -> None:
-    port, base = _port(), ""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TUNER_")}
-    proc = subprocess.Popen(
-        [str(Path(sys.executable).with_name("tuner")), "serve", "--port", str(port)],
-        cwd=tmp_path, env={**env, "OMP_NUM_THREADS": "1"},
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    try:
-        end = time.monotonic() + 60
-        while True:  # await readiness (bounded)
-            assert proc.poll() is None, "tuner serve exited"
-            try:
-                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < end, "tuner serve never became ready"
-            time.sleep(0.05)
+    port = free_port()
+    with serving(tuner_serve(port), port, cwd=tmp_path) as server:
+        base = server.base_url
         spec = {"name": "served", "task": {"hidden": [8], "dataset": "digits"},
                 "search": {"initializer": ["xavier_normal", "he_normal"]},
                 "budget": {"n_trials": 2, "max_epochs": 1}}  # fmt: skip
@@ -64,6 +118,4 @@ def test_serve_runs_submitted_studies_and_the_dashboard(tmp_path: Path) -> None:
         ]
         assert names == ["served"]  # the dashboard reads the same database
         assert (tmp_path / "tuner.db").exists()  # SQLite by default
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=60) == 0
+        assert server.stop() == 0  # SIGTERM: a clean shutdown

@@ -21,7 +21,8 @@ from click.testing import Result
 from typer.testing import CliRunner
 
 from api import Settings, create_app
-from tests.tuner import served
+from tests.harness import free_port, server_env, serving, tuner_serve
+from tests.tuner.specs import ADMIN, READ, TOKENS, endless_spec, tiny_spec
 from tuner.cli import app, main
 from tuner.client import (
     AuthError,
@@ -45,18 +46,21 @@ DEADLINE_S = 180.0  # bound of every wait for the service's worker: an event, ne
 
 @pytest.fixture(scope="module")
 def base(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with served.serving(tmp_path_factory.mktemp("serve")) as url:
-        yield url
+    """A real `tuner serve` (API + one embedded worker, SQLite in a temporary folder)."""
+    port, env = free_port(), server_env({"TUNER_API_TOKENS": TOKENS})
+    command = tuner_serve(port, "--no-dashboard")
+    with serving(command, port, env=env, cwd=tmp_path_factory.mktemp("serve")) as server:
+        yield server.base_url
 
 
 @pytest.fixture
 def client(base: str) -> Iterator[TunerClient]:
-    with TunerClient(base, served.ADMIN, retries=0) as c:
+    with TunerClient(base, ADMIN, retries=0) as c:
         yield c
 
 
 def test_submit_wait_and_read_everything_back(client: TunerClient) -> None:
-    queued = client.submit(served.tiny_spec("c-run"))
+    queued = client.submit(tiny_spec("c-run"))
     assert isinstance(queued, Study) and queued.n_trials == 2 and not queued.done
     seen: list[Study] = []
     done = client.wait("c-run", timeout=DEADLINE_S, poll_interval=0.05, on_progress=seen.append)
@@ -89,16 +93,16 @@ def test_submit_wait_and_read_everything_back(client: TunerClient) -> None:
 
 def test_submit_takes_a_file_or_a_studyspec(client: TunerClient, tmp_path: Path) -> None:
     path = tmp_path / "spec.yaml"
-    path.write_text(yaml.safe_dump(served.endless_spec("c-file")))
+    path.write_text(yaml.safe_dump(endless_spec("c-file")))
     assert client.submit(path).name == "c-file"
-    spec = parse_spec(served.endless_spec("c-model"))
+    spec = parse_spec(endless_spec("c-model"))
     assert client.submit(spec).name == "c-model"
     for name in ("c-file", "c-model"):
         assert client.cancel(name).status == "cancelled"
 
 
 def test_wait_times_out_and_cancel_is_idempotent(client: TunerClient) -> None:
-    client.submit(served.endless_spec("c-long"))
+    client.submit(endless_spec("c-long"))
     with pytest.raises(WaitTimeout) as timed_out:
         client.wait("c-long", timeout=0)
     assert timed_out.value.study.name == "c-long" and not timed_out.value.study.done
@@ -112,12 +116,12 @@ def test_errors_carry_the_servers_detail(client: TunerClient, base: str) -> None
         client.get("nope")
     assert missing.value.status == 404 and "'nope' does not exist" in str(missing.value)
 
-    client.submit(served.endless_spec("c-twice"))
+    client.submit(endless_spec("c-twice"))
     with pytest.raises(Conflict) as taken:
-        client.submit(served.endless_spec("c-twice"))
+        client.submit(endless_spec("c-twice"))
     assert taken.value.status == 409 and "already exists" in str(taken.value)
     client.cancel("c-twice")
-    bad = served.tiny_spec("c-bad", search={"lr": {"low": 1, "high": 0.1}, "batch_size": 0})
+    bad = tiny_spec("c-bad", search={"lr": {"low": 1, "high": 0.1}, "batch_size": 0})
     with pytest.raises(InvalidRequest) as invalid:
         client.submit(bad)
     paths = {issue.path for issue in invalid.value.issues}
@@ -133,19 +137,19 @@ def test_errors_carry_the_servers_detail(client: TunerClient, base: str) -> None
     with TunerClient(base, "wrong") as stranger, pytest.raises(AuthError) as unknown:
         stranger.get("c-twice")
     assert unknown.value.status == 401
-    with TunerClient(base, served.READ) as reader:
+    with TunerClient(base, READ) as reader:
         assert reader.get("c-twice").status == "cancelled"  # a read token may look
         with pytest.raises(AuthError) as forbidden:
-            reader.submit(served.tiny_spec("c-reader"))
+            reader.submit(tiny_spec("c-reader"))
         assert forbidden.value.status == 403
     with pytest.raises(NotFound):
         client.get("c-reader")  # nothing was written
 
 
 def test_a_read_retries_until_the_server_listens(tmp_path: Path) -> None:
-    port = served.free_port()  # nothing listens here yet
+    port = free_port()  # nothing listens here yet
     base = f"http://127.0.0.1:{port}"
-    settings = Settings(database_url=f"sqlite:///{tmp_path / 'late.db'}", api_tokens=served.TOKENS)
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'late.db'}", api_tokens=TOKENS)
     server = uvicorn.Server(
         uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
     )
@@ -162,7 +166,7 @@ def test_a_read_retries_until_the_server_listens(tmp_path: Path) -> None:
                 time.sleep(0.01)
 
     try:
-        with TunerClient(base, served.ADMIN, retries=3, backoff=0.01, on_retry=start_server) as c:
+        with TunerClient(base, ADMIN, retries=3, backoff=0.01, on_retry=start_server) as c:
             assert c.workers().items == []
     finally:
         server.should_exit = True
@@ -174,7 +178,7 @@ def test_a_read_retries_until_the_server_listens(tmp_path: Path) -> None:
 
 def test_retries_run_out_with_connection_failed() -> None:
     retries: list[Retry] = []
-    base = f"http://127.0.0.1:{served.free_port()}"
+    base = f"http://127.0.0.1:{free_port()}"
     with TunerClient(base, retries=2, backoff=0.001, on_retry=retries.append) as client:
         with pytest.raises(ConnectionFailed) as failed:
             client.get("x")
@@ -183,7 +187,7 @@ def test_retries_run_out_with_connection_failed() -> None:
         assert [r.attempt for r in retries] == [1, 2]
         # A submission that could not even connect was never sent: retried as well.
         with pytest.raises(ConnectionFailed):
-            client.submit(served.tiny_spec("x"))
+            client.submit(tiny_spec("x"))
         assert len(retries) == 4
 
 
@@ -241,7 +245,7 @@ def test_a_sent_submission_is_never_retried() -> None:
             TunerClient(url, retries=3, backoff=0.001) as client,
             pytest.raises(ConnectionFailed) as lost,
         ):
-            client.submit(served.tiny_spec("once"))
+            client.submit(tiny_spec("once"))
         assert "may or may not have been applied" in str(lost.value)
         assert seen == ["POST /v1/studies"]
     with scripted_peer(["503"]) as (url, seen):
@@ -249,13 +253,13 @@ def test_a_sent_submission_is_never_retried() -> None:
             TunerClient(url, retries=3, backoff=0.001) as client,
             pytest.raises(ServerError) as refused,
         ):
-            client.submit(served.tiny_spec("once"))
+            client.submit(tiny_spec("once"))
         assert refused.value.status == 503 and "try again" in str(refused.value)
         assert seen == ["POST /v1/studies"]
 
 
 def _cli(args: list[str], base: str, **env: str | None) -> Result:
-    variables = {"TUNER_URL": base, "TUNER_TOKEN": served.ADMIN, "GITHUB_STEP_SUMMARY": None}
+    variables = {"TUNER_URL": base, "TUNER_TOKEN": ADMIN, "GITHUB_STEP_SUMMARY": None}
     return CliRunner().invoke(app, args, env={**variables, "TUNER_DATABASE_URL": None, **env})
 
 
@@ -263,7 +267,7 @@ def test_sweep_submit_status_and_results_over_the_service(
     client: TunerClient, base: str, tmp_path: Path
 ) -> None:
     spec = tmp_path / "sweep.yaml"
-    spec.write_text(yaml.safe_dump(served.tiny_spec("cli-sweep")))
+    spec.write_text(yaml.safe_dump(tiny_spec("cli-sweep")))
     report = tmp_path / "report.json"
     fast = ["--poll-interval", "0.05", "--timeout", str(DEADLINE_S)]
     swept = _cli(["sweep", str(spec), "--fail-under", "0.1", "--json", str(report), *fast], base)
@@ -293,7 +297,7 @@ def test_a_sweep_that_runs_out_of_time_cancels_its_study(
     client: TunerClient, base: str, tmp_path: Path
 ) -> None:
     spec = tmp_path / "slow.yaml"
-    spec.write_text(yaml.safe_dump(served.endless_spec("cli-slow")))
+    spec.write_text(yaml.safe_dump(endless_spec("cli-slow")))
     slow = _cli(["sweep", str(spec), "--timeout", "0.5", "--poll-interval", "0.05"], base)
     assert slow.exit_code == 2 and "time limit" in slow.output
     assert client.get("cli-slow").status == "cancelled"  # it does not go on running there
@@ -306,15 +310,15 @@ def test_cli_errors_from_the_service(
     base: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     bad = tmp_path / "bad.yaml"
-    bad.write_text(yaml.safe_dump(served.tiny_spec("cli-bad", search={"batch_size": 0})))
-    monkeypatch.setenv("TUNER_TOKEN", served.ADMIN)
+    bad.write_text(yaml.safe_dump(tiny_spec("cli-bad", search={"batch_size": 0})))
+    monkeypatch.setenv("TUNER_TOKEN", ADMIN)
     monkeypatch.setattr(sys, "argv", ["tuner", "submit", str(bad), "--url", base])
     with pytest.raises(SystemExit) as exited:
         main()
     assert exited.value.code == 2  # as for a local definition: the field is named
-    down = f"http://127.0.0.1:{served.free_port()}"
+    down = f"http://127.0.0.1:{free_port()}"
     spec = tmp_path / "ok.yaml"
-    spec.write_text(yaml.safe_dump(served.tiny_spec("cli-down")))
+    spec.write_text(yaml.safe_dump(tiny_spec("cli-down")))
     unreachable = _cli(["sweep", str(spec), "--url", down], base)
     assert unreachable.exit_code == 2 and "ConnectError" in unreachable.output
 
