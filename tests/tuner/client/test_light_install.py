@@ -3,6 +3,7 @@ submitting to and reading from a real served app."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import venv
@@ -12,7 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.tuner import served
+from tests.harness import free_port, server_env, serving, tuner_serve
+from tests.tuner.specs import ADMIN, TOKENS, tiny_spec
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -56,16 +58,18 @@ def test_the_base_install_has_no_engine(light_venv: Path) -> None:
 
 def test_the_light_client_submits_waits_and_reads_results(light_venv: Path, tmp_path: Path) -> None:
     spec = tmp_path / "light.yaml"
-    spec.write_text(yaml.safe_dump(served.tiny_spec("light-client")), encoding="utf-8")
-    with served.serving(tmp_path) as base:
-        auth = ("--url", base, "--token", served.ADMIN)
+    spec.write_text(yaml.safe_dump(tiny_spec("light-client")), encoding="utf-8")
+    port, env = free_port(), server_env({"TUNER_API_TOKENS": TOKENS})
+    command = tuner_serve(port, "--no-dashboard")  # the engine's own venv serves
+    with serving(command, port, env=env, cwd=tmp_path) as server:
+        auth = ("--url", server.base_url, "--token", ADMIN)
         submitted = _run(light_venv, "submit", str(spec), *auth, "--wait", "--poll-interval", "0.2")
         assert submitted.returncode == 0, submitted.stderr
-        assert "study light-client complete" in submitted.stdout
+        assert "study light-client completed" in submitted.stdout
         results = _run(light_venv, "results", "light-client", *auth)
         assert results.returncode == 0, results.stderr
         assert "xavier_uniform" in results.stdout or "kaiming_normal" in results.stdout
         status = _run(light_venv, "status", "light-client", *auth, "--json")
         assert status.returncode == 0, status.stderr
-        assert '"status": "complete"' in status.stdout
-        assert '"finished": 2' in status.stdout
+        study = json.loads(status.stdout)
+        assert study["status"] == "completed" and study["counts"]["complete"] == 2
