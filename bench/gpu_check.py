@@ -3,8 +3,8 @@
 Each invocation runs ONE step and prints one or more JSON lines on stdout, every line an
 object with a ``check`` key (``ok`` true/false; ``error`` when false). Whatever a step runs
 (the ``tuner`` CLI, ``bench/throughput.py``) writes its own output to the log file, never to
-stdout, so stdout stays pure JSON lines. With ``$OUT`` set, each line is also appended to
-``$OUT/gpu_check.jsonl``.
+stdout, so stdout stays pure JSON lines. Each line is also appended to ``$GPU_CHECK_JSONL``
+(gpu_check.sh sets it), else, with ``$OUT`` set, to ``$OUT/gpu_check.jsonl``.
 
 Only stable surfaces are used, so the tuner package can be restructured underneath: the
 ``tuner`` command line (its console-script target from pyproject.toml, run as
@@ -112,8 +112,11 @@ def emit(check: str, ctx: Ctx | None, **fields: Any) -> None:
     text = json.dumps(line, default=str)
     print(text, flush=True)
     out = os.environ.get("OUT")
-    if out:
-        with open(Path(out) / "gpu_check.jsonl", "a", encoding="utf-8") as fh:
+    copy_to = os.environ.get("GPU_CHECK_JSONL") or (
+        str(Path(out) / "gpu_check.jsonl") if out else ""
+    )
+    if copy_to:
+        with open(copy_to, "a", encoding="utf-8") as fh:
             fh.write(text + "\n")
 
 
@@ -247,7 +250,9 @@ def step_env(ctx: Ctx) -> None:
     fields["storage_names"] = len(getattr(storage, "__all__", ()))
     rc, _, err, _ = tuner_cli(ctx, "--help", timeout=60)
     fields["cli_help_rc"] = rc
-    emit("environment", ctx, ok=rc == 0, **fields, **({"error": tail(err)} if rc else {}))
+    ok = rc == 0 and (ctx.dry or torch.cuda.is_available())
+    problem = tail(err) if rc else "" if ok else "CUDA is not available (use --dry for CPU)"
+    emit("environment", ctx, ok=ok, **fields, **({"error": problem} if problem else {}))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -6,8 +6,9 @@
 #
 # Prints JSON lines on stdout, one object per line, each with a "check" key and "ok"
 # (false with an "error" when the step failed or ran out of time; the next step still runs).
-# With $OUT set they also go to $OUT/gpu_check.jsonl, the step's command output to
-# $OUT/gpu_check.log (else /tmp/gpu_check/gpu_check.log).
+# They also go to $OUT/gpu_check.jsonl (else /tmp/gpu_check/gpu_check.jsonl), the steps'
+# command output to $OUT/gpu_check.log (else /tmp/gpu_check/gpu_check.log); the last line,
+# "done", names the checks that failed.
 #
 # Steps (bench/gpu_check.py does each one): environment; fp32/TF32/bf16 matmul peaks;
 # every initializer on CPU and on CUDA from one seed; `tuner run examples/quickstart.yaml`
@@ -41,7 +42,10 @@ mkdir -p "$WORK"
 LOG=${OUT:+$OUT/gpu_check.log}
 LOG=${LOG:-$WORK/gpu_check.log}
 : >"$LOG"
-[ -n "${OUT:-}" ] && : >"$OUT/gpu_check.jsonl"
+JSONL=${OUT:+$OUT/gpu_check.jsonl}
+JSONL=${JSONL:-$WORK/gpu_check.jsonl}
+export GPU_CHECK_JSONL=$JSONL
+: >"$JSONL"
 if [ "$DRY" = 1 ]; then
     BUDGET=${GPU_CHECK_BUDGET_S:-900}
     DEVICE=cpu DRYFLAG=--dry DRYJSON=true
@@ -59,7 +63,7 @@ line() { # check ok error-or-empty [extra json fields]
     [ -n "${4:-}" ] && text="$text, $4"
     text="$text}"
     echo "$text"
-    [ -n "${OUT:-}" ] && echo "$text" >>"$OUT/gpu_check.jsonl"
+    echo "$text" >>"$JSONL"
     return 0
 }
 
@@ -120,4 +124,5 @@ step tuner_run_slots 120 run --variant slots
 step throughput_fast 120 throughput --variant fast
 step throughput_sweep 150 throughput --variant sweep
 step throughput_default 120 throughput --variant default
-line done true "" "\"wall_s\": $(($(date +%s) - START)), \"budget_s\": $BUDGET"
+failed=$(grep '"ok": false' "$JSONL" | sed 's/^{"check": "\([^"]*\)".*/\1/' | sort -u | paste -sd, -)
+line done true "" "\"wall_s\": $(($(date +%s) - START)), \"budget_s\": $BUDGET, \"failed\": \"$failed\", \"jsonl\": \"$JSONL\""
