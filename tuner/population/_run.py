@@ -72,6 +72,10 @@ def population_groups(
 
 
 def stackable(task: Task) -> bool:
+    """Whether trials of ``task`` can train as one stack: a model the built-in loop trains,
+    of a shape the stack knows (a task's own training function never stacks)."""
+    if task.train is not None or task.build_model is None:
+        return False
     return stack_plan(task.build_model()) is not None
 
 
@@ -79,7 +83,10 @@ def population_size(
     task: Task, batch_size: int, device: torch.device, config: PopulationConfig
 ) -> int:
     """Members to train at once: the override, else what fits in memory (1: not stackable)."""
-    model = task.build_model()
+    if not stackable(task):
+        return 1
+    build, _ = task.model_and_data()
+    model = build()
     plan = stack_plan(model)
     if plan is None:
         return 1

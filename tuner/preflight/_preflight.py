@@ -137,7 +137,7 @@ def _params(spec: StudySpec, label: str, entry: InitializerEntry) -> TrialParams
 def _initializer_checks(
     spec: StudySpec, task: Task, device: torch.device, seed: int
 ) -> list[InitializerCheck]:
-    data = task.data
+    _, data = task.model_and_data()
     x, y = data.x_train[:CALIBRATION_ROWS], data.y_train[:CALIBRATION_ROWS]
     checks = []
     for label, entry in label_entries(spec.search.initializer):
@@ -203,7 +203,7 @@ def _guarded(kind: type[CheckT], run: Callable[[], CheckT]) -> CheckT:
 def _training_checks(
     task: Task, reference: TrialParams, device: torch.device, seed: int
 ) -> tuple[OverfitCheck, LrRangeTest, GeneralizationCheck]:
-    data = task.data
+    _, data = task.model_and_data()
     init_seed, data_seed = trial_seeds(seed, 0)
 
     def fresh() -> torch.nn.Module:
@@ -247,6 +247,8 @@ def run_preflight(
     device = resolve_device(device) if isinstance(device, str) else device
     task = task or build_task(spec.task)
     check_task(spec, task)
+    if task.build_model is None or task.data is None:
+        return _skipped(spec, task, device, t0)
     task = replace(task, data=task.data.to(device))
     initializers = _initializer_checks(spec, task, device, trial_seeds(spec.seed, 0)[0])
     healthy = [c.label for c in initializers if not (c.flagged or c.error)]
@@ -290,3 +292,26 @@ def run_preflight(
         report.notes.append(note)
     report.duration_s = time.perf_counter() - t0
     return report
+
+
+def _skipped(spec: StudySpec, task: Task, device: torch.device, t0: float) -> PreflightReport:
+    """The report of a task that only trains with its own function: nothing here can run it
+    without its training code, so every check says it was skipped, and why."""
+    why = (
+        f"task {task.name!r} trains with its own function and has no build_model() and data "
+        "to probe; give the plugin build_model() (and load_data()) to run this check"
+    )
+    return PreflightReport(
+        spec_name=spec.name,
+        task=task.name,
+        device=str(device),
+        seed=spec.seed,
+        reference_initializer="",
+        overfit=OverfitCheck("skipped", why),
+        lr_test=LrRangeTest("skipped", why),
+        generalization=GeneralizationCheck("skipped", why),
+        initializers=[],
+        problems=[],
+        notes=[f"skipped every check: {why}"],
+        duration_s=time.perf_counter() - t0,
+    )

@@ -21,8 +21,27 @@ class TrialParams:
     batch_size: int
     patience: int
     init_params: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)  # the task's own hyperparameters
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> TrialParams:
+        """The inverse of :meth:`to_json` (other keys of a stored ``params_json`` ignored)."""
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+    def as_flat(self) -> dict[str, Any]:
+        """The five dimensions and the extra hyperparameters, by name, as a task sees them."""
+        return {
+            "initializer": self.initializer,
+            "lr": self.lr,
+            "weight_decay": self.weight_decay,
+            "batch_size": self.batch_size,
+            "patience": self.patience,
+            **self.extra,
+        }
 
     def to_json(self) -> dict[str, Any]:
+        extra = {"extra": dict(self.extra)} if self.extra else {}
         return {
             "initializer": self.initializer,
             "initializer_name": self.initializer_name,
@@ -31,6 +50,7 @@ class TrialParams:
             "weight_decay": self.weight_decay,
             "batch_size": self.batch_size,
             "patience": self.patience,
+            **extra,
         }
 
 
@@ -58,4 +78,5 @@ def suggest(trial: optuna.trial.BaseTrial, search: SearchSpec) -> TrialParams:
         weight_decay=float(_suggest(trial, "weight_decay", search.weight_decay)),
         batch_size=int(_suggest(trial, "batch_size", search.batch_size)),
         patience=int(_suggest(trial, "patience", search.patience)),
+        extra={name: _suggest(trial, name, dim) for name, dim in search.extras.items()},
     )

@@ -7,6 +7,7 @@ are conditional on it and named ``<label>.<param>``. Sampling lives in :mod:`tun
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -137,6 +138,9 @@ def check_grid_compatible(search: SearchSpec) -> None:
         for key, dim in entry.params.items():
             if is_searched(dim):
                 raise fail((), f"sampler grid needs initializer {entry.name}'s {key} to be fixed")
+    for name, dim in search.extras.items():
+        if isinstance(dim, FloatRange | IntRange):
+            raise fail((), f"sampler grid needs search.{name} to be a list, not a range")
     if not grid_space(search):
         raise fail((), "sampler grid needs at least one search dimension given as a list")
 
@@ -150,13 +154,41 @@ def grid_space(search: SearchSpec) -> dict[str, list[Any]]:
         dim = getattr(search, dim_name)
         if isinstance(dim, list) and len(dim) > 1:
             space[dim_name] = list(dim)
+    for name, dim in search.extras.items():
+        if isinstance(dim, list) and len(dim) > 1:
+            space[name] = list(dim)
     return space
 
 
-class SearchSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+#: The five dimensions every study searches; any other name in ``search:`` is an extra one.
+DIMENSIONS = ("initializer", "lr", "weight_decay", "batch_size", "patience")
+_EXTRA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 
-    """The five searched dimensions."""
+
+def _extra_dim(name: str, raw: Any) -> Any:
+    """An extra hyperparameter: fixed, a list of choices, or an int or float range (a range
+    whose bounds are both integers is an int range)."""
+    if not _EXTRA_NAME.match(name):
+        message = "an extra hyperparameter's name holds letters, digits and '_' (at most 64)"
+        raise fail((name,), message, name)
+    try:
+        if isinstance(raw, dict) and all(
+            isinstance(raw.get(k), int) and not isinstance(raw.get(k), bool)
+            for k in ("low", "high")
+        ):
+            return IntRange.model_validate(raw)
+        dim = _PARAM_DIM.validate_python(raw)
+    except ValidationError as exc:
+        raise fail((name,), exc.errors()[0]["msg"], raw) from None
+    if isinstance(dim, list) and not dim:
+        raise fail((name,), "a list of choices cannot be empty", dim)
+    return dim
+
+
+class SearchSpec(BaseModel):
+    """The five searched dimensions, and any extra named hyperparameters a task takes."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
 
     initializer: list[InitializerEntry] = Field(
         default_factory=lambda: [InitializerEntry(name="kaiming_normal")]
@@ -201,3 +233,16 @@ class SearchSpec(BaseModel):
     def _patience(cls, v: Any) -> Any:
         check_bound(v, minimum=1, inclusive=True, what="patience")
         return v
+
+    @model_validator(mode="after")
+    def _extras_parsed(self) -> SearchSpec:
+        extra = self.__pydantic_extra__
+        if extra:
+            for name, raw in list(extra.items()):
+                extra[name] = _extra_dim(name, raw)
+        return self
+
+    @property
+    def extras(self) -> dict[str, Any]:
+        """The extra hyperparameters by name (each fixed, a list of choices, or a range)."""
+        return dict(self.__pydantic_extra__ or {})

@@ -39,6 +39,7 @@ METRICS: dict[str, Literal["maximize", "minimize"]] = {
     "val_loss": "minimize",
 }
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+_METRIC = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]{0,63}$")
 
 
 class _Model(BaseModel):
@@ -145,8 +146,13 @@ class StudySpec(_Model):
 
     name: str
     task: TaskSpec = Field(default_factory=BuiltinTask)
-    metric: Literal["val_accuracy", "val_loss"] = "val_accuracy"
-    direction: Literal["maximize", "minimize"] | None = None
+    metric: str = Field(
+        "val_accuracy",
+        description="val_accuracy or val_loss for built-in models; any name a plugin reports",
+    )
+    direction: Literal["maximize", "minimize"] | None = Field(
+        None, description="which way the metric is better; inferred for val_accuracy/val_loss"
+    )
     search: SearchSpec = Field(default_factory=SearchSpec)
     budget: Budget = Field(default_factory=Budget)
     sampler: SamplerConfig = Field(default_factory=lambda: SamplerConfig(name="tpe"))
@@ -166,15 +172,41 @@ class StudySpec(_Model):
             )
         return value
 
+    @field_validator("metric")
+    @classmethod
+    def _metric(cls, metric: str, info: ValidationInfo) -> str:
+        if isinstance(info.data.get("task"), BuiltinTask) and metric not in METRICS:
+            known = ", ".join(METRICS)
+            raise ValueError(f"built-in models report {known}; got {metric!r}")
+        if not _METRIC.match(metric):
+            raise ValueError(
+                "a metric name starts with a letter or '_' and holds letters, digits, '_' or "
+                f"'.' (at most 64 characters), got {metric!r}"
+            )
+        return metric
+
+    @model_validator(mode="after")
+    def _direction_given(self) -> StudySpec:
+        if self.direction is None and self.metric not in METRICS:  # direction left out
+            message = f"say which way {self.metric!r} is better: maximize or minimize"
+            raise fail(("direction",), message)
+        return self
+
     @field_validator("search")
     @classmethod
-    def _inits_fit_model(cls, search: SearchSpec, info: ValidationInfo) -> SearchSpec:
+    def _search_fits_task(cls, search: SearchSpec, info: ValidationInfo) -> SearchSpec:
         task = info.data.get("task")
         if isinstance(task, BuiltinTask):
             for index, entry in enumerate(search.initializer):
                 reason = builtin_applicability(entry.name, task.model)
                 if reason:
                     raise fail(("initializer", index), reason, entry.name)
+            for name in search.extras:
+                raise fail(
+                    (name,),
+                    "built-in models take only the five dimensions; extra "
+                    "hyperparameters go to a task plugin",
+                )
         return search
 
     @field_validator("sampler", "pruner", mode="before")
@@ -192,7 +224,7 @@ class StudySpec(_Model):
 
     @property
     def resolved_direction(self) -> Literal["maximize", "minimize"]:
-        return self.direction or METRICS[self.metric]
+        return self.direction or METRICS.get(self.metric, "maximize")
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-able dict that :func:`parse_spec` turns back into an equal spec."""

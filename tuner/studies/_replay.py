@@ -76,9 +76,7 @@ def _member(row: storage.TrialResult) -> Member:
             return row.stop_reason  # type: ignore[return-value]
         return None
 
-    params = TrialParams(
-        **{k: v for k, v in row.params_json.items() if k in TrialParams.__dataclass_fields__}
-    )
+    params = TrialParams.from_json(row.params_json)
     config = TrainConfig(**manifest["train"])
     return Member(row.trial_number, params, config, on_epoch, manifest.get("seed_number"))
 
@@ -106,7 +104,7 @@ def replay_trial(
     dev = resolve_device(device)
     task = build_task(spec.task)
     recorded_threads = manifest.get("deterministic", {}).get("num_threads")
-    data = task.data.to(dev)
+    data = None if task.data is None else task.data.to(dev)
     with intra_op_threads(None if recorded_threads is None else int(recorded_threads)):
         population = manifest.get("population")
         if population:
@@ -116,10 +114,11 @@ def replay_trial(
                 mates, recorded = [trial_number], {trial_number: row}
             # a mate without a manifest failed before it was built: it never joined the stack
             mates = [n for n in mates if recorded[n].manifest_json]
+            _, cpu_data = task.model_and_data()
             outcomes = execute_population(
                 [_member(recorded[n]) for n in mates],
                 task=task,
-                data=data,
+                data=cpu_data.to(dev),
                 study_seed=spec.seed,
                 device=dev,
                 config=PopulationConfig(size=len(mates) + 1, fast=bool(population.get("fast"))),

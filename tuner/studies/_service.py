@@ -16,7 +16,14 @@ from tuner.tasks import Task, build_task
 
 
 def check_task(spec: StudySpec, task: Task) -> None:
-    """Checks that need the built model (plugin tasks): every initializer must apply."""
+    """Checks that need the built task (plugins): every initializer must apply to the model
+    (when the task has a model builder), and a task with its own training function trains
+    one seed pair per trial."""
+    if task.train is not None and spec.replicates > 1:
+        message = "a task with its own training function trains one seed pair per trial"
+        raise SpecError([SpecIssue(("replicates",), message)])
+    if task.build_model is None:
+        return  # only its training function builds models: checked as its trials run
     model = task.build_model()
     issues = [
         SpecIssue(("search", "initializer", i), reason)

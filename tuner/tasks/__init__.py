@@ -1,12 +1,25 @@
 """What a trial trains: datasets loaded into tensors, built-in models and task plugins."""
 
+from tuner.tasks._context import LossFn, TrainFunction, TrialContext
 from tuner.tasks._data import DataSplit, load_dataset, split_and_normalize
-from tuner.tasks._tasks import Task, TaskPlugin, activation_module, build_task, cnn, mlp
+from tuner.tasks._tasks import (
+    Task,
+    TaskPlugin,
+    TrainingPlugin,
+    activation_module,
+    build_task,
+    cnn,
+    mlp,
+)
 
 __all__ = [
     "DataSplit",
+    "LossFn",
     "Task",
     "TaskPlugin",
+    "TrainFunction",
+    "TrainingPlugin",
+    "TrialContext",
     "activation_module",
     "build_task",
     "cnn",

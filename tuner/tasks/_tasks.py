@@ -1,9 +1,11 @@
-"""Tasks: a model builder plus its data. Built-ins (mlp, cnn) and entry-point plugins.
+"""Tasks: a model builder plus its data, or a training function. Built-ins and plugins.
 
 A plugin is any installed package that registers, under the entry-point group
-``tuner.tasks``, a factory called with the spec's task options. The factory
-returns an object with ``build_model(input_shape, n_classes) -> nn.Module`` and,
-optionally, ``load_data() -> DataSplit | (x, y)`` and an ``activation`` name.
+``tuner.tasks``, a factory called with the spec's task options. The factory returns an
+object with ``build_model(input_shape, n_classes) -> nn.Module`` (trained by the built-in
+loop; optionally ``load_data() -> DataSplit | (x, y)``), or with ``train(ctx)``: its own
+training, given a :class:`TrialContext` (or both: ``train`` then trains, and the model and
+data serve the preflight). An ``activation`` name is optional.
 Only installed entry points are ever loaded: never a module path from a client.
 """
 
@@ -19,26 +21,42 @@ from torch import nn
 from tuner.errors import TaskError
 from tuner.inits import LEAKY_RELU_SLOPE
 from tuner.spec import BuiltinTask, PluginTask, installed_plugins
+from tuner.tasks._context import TrainFunction, TrialContext
 from tuner.tasks._data import DataSplit, load_dataset, split_and_normalize
 
 
 @runtime_checkable
 class TaskPlugin(Protocol):
-    """What a ``tuner.tasks`` factory returns."""
+    """What a ``tuner.tasks`` factory returns for the built-in loop to train."""
 
     def build_model(self, input_shape: tuple[int, ...], n_classes: int) -> nn.Module: ...
 
 
+@runtime_checkable
+class TrainingPlugin(Protocol):
+    """What a ``tuner.tasks`` factory returns when it trains with its own code."""
+
+    def train(self, ctx: TrialContext) -> None: ...
+
+
 @dataclass(frozen=True)
 class Task:
-    """A ready task: CPU data and a builder for fresh, un-initialized models."""
+    """A ready task: CPU data and a builder for fresh, un-initialized models, and/or the
+    task's own training function (``train``: it then trains every trial)."""
 
     name: str
     activation: str
-    data: DataSplit
-    build_model: Callable[[], nn.Module]
+    data: DataSplit | None  # None: the training function loads its own
+    build_model: Callable[[], nn.Module] | None  # None: only the training function builds
     optimizer: str
     momentum: float
+    train: TrainFunction | None = None
+
+    def model_and_data(self) -> tuple[Callable[[], nn.Module], DataSplit]:
+        """The model builder and data the built-in loop, populations and the preflight need."""
+        if self.build_model is None or self.data is None:
+            raise TaskError(f"task {self.name!r} trains with its own function: no model and data")
+        return self.build_model, self.data
 
 
 def activation_module(name: str) -> nn.Module:
@@ -145,16 +163,24 @@ def build_task(spec: BuiltinTask | PluginTask) -> Task:
         plugin: Any = entry.load()(**spec.options)
     except Exception as exc:
         raise TaskError(f"task plugin {spec.plugin!r} failed to start: {exc!r}") from exc
-    if not isinstance(plugin, TaskPlugin):
-        raise TaskError(f"task plugin {spec.plugin!r} returned no build_model()")
-    data = _plugin_data(plugin, spec)
+    train = getattr(plugin, "train", None) if isinstance(plugin, TrainingPlugin) else None
     activation = spec.activation or getattr(plugin, "activation", None) or "relu"
+    if not isinstance(plugin, TaskPlugin):
+        if train is None:
+            raise TaskError(
+                f"task plugin {spec.plugin!r} returned neither build_model() nor train()"
+            )
+        own = _plugin_data(plugin, spec) if hasattr(plugin, "load_data") else None
+        return Task(spec.plugin, activation, own, None, spec.optimizer, spec.momentum, train)
+    model_data = _plugin_data(plugin, spec)
 
     def build_plugin() -> nn.Module:
-        model = plugin.build_model(data.input_shape, data.n_classes)
+        model = plugin.build_model(model_data.input_shape, model_data.n_classes)
         if not isinstance(model, nn.Module):
             raise TaskError(f"task plugin {spec.plugin!r}: build_model() returned {type(model)}")
         return model
 
     build_plugin()
-    return Task(spec.plugin, activation, data, build_plugin, spec.optimizer, spec.momentum)
+    return Task(
+        spec.plugin, activation, model_data, build_plugin, spec.optimizer, spec.momentum, train
+    )

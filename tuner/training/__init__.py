@@ -1,6 +1,8 @@
 """One trial's training: the epoch loop, early stopping, t=0 diagnostics and the manifest."""
 
 from tuner.training._diagnostics import LayerDiagnostics, diagnose, signal_problems
+from tuner.training._execute import execute_trial
+from tuner.training._function import FunctionTrial
 from tuner.training._loop import (
     EVAL_CHUNK,
     EarlyStopping,
@@ -17,24 +19,27 @@ from tuner.training._loop import (
 )
 from tuner.training._trial import (
     CALIBRATION_ROWS,
+    GLOBAL_RNG,
     TrialOutcome,
     build_initialized,
     calibration_diagnostics,
     describe_error,
-    execute_trial,
     intra_op_threads,
     manifest,
     package_versions,
     resolve_device,
+    train_model_trial,
     trial_seeds,
 )
 
 __all__ = [
     "CALIBRATION_ROWS",
     "EVAL_CHUNK",
+    "GLOBAL_RNG",
     "EarlyStopping",
     "EpochHook",
     "EpochStats",
+    "FunctionTrial",
     "LayerDiagnostics",
     "ReplicateResult",
     "StopReason",
@@ -54,6 +59,7 @@ __all__ = [
     "resolve_device",
     "signal_problems",
     "train",
+    "train_model_trial",
     "train_replicates",
     "trial_seeds",
 ]

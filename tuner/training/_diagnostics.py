@@ -22,7 +22,7 @@ from torch.nn import functional as F
 
 from storage import LayerDiagnosticsData
 from tuner.inits import fans
-from tuner.tasks import activation_module
+from tuner.tasks import LossFn, activation_module
 
 #: Activations whose units die when their input stays negative.
 RELU_FAMILY = frozenset({"relu", "leaky_relu", "gelu"})
@@ -73,9 +73,15 @@ def _fans(module: nn.Module) -> tuple[int, int]:
 
 
 def diagnose(
-    model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, activation: str
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    activation: str,
+    loss: LossFn | None = None,
 ) -> list[LayerDiagnostics]:
-    """Measure ``model`` (already initialized, on ``x``'s device) on the batch ``(x, y)``."""
+    """Measure ``model`` (already initialized, on ``x``'s device) on the batch ``(x, y)``;
+    gradients are of ``loss(model(x), y)`` (default: cross-entropy)."""
     activation = activation.strip().lower()
     layers: dict[nn.Module, str] = {
         m: name for name, m in model.named_modules() if isinstance(m, _LAYER_TYPES) and _weights(m)
@@ -92,7 +98,7 @@ def diagnose(
     model.eval()
     try:
         model.zero_grad(set_to_none=True)
-        F.cross_entropy(model(x), y).backward()
+        (loss or F.cross_entropy)(model(x), y).backward()
         act_fn = activation_module(activation)
         records = []
         for depth, (module, pre) in enumerate(outputs.items()):

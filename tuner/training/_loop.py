@@ -7,7 +7,7 @@ figures and may end training (pruning, timeout, cancel) by returning a reason.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -44,9 +44,14 @@ class EpochStats:
     train_loss: float
     val_loss: float
     val_accuracy: float
+    metrics: Mapping[str, float] = field(default_factory=dict)  # a task's own, by name
 
     def metric(self, name: str) -> float:
-        return self.val_accuracy if name == "val_accuracy" else self.val_loss
+        if name == "val_accuracy":
+            return self.val_accuracy
+        if name == "val_loss":
+            return self.val_loss
+        return self.metrics[name]
 
 
 @dataclass

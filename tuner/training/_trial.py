@@ -111,7 +111,7 @@ class TrialOutcome:
     value_std: float | None = None  # across replicates
 
 
-def _state_for(result: TrainResult) -> TrialState:
+def state_for(result: TrainResult) -> TrialState:
     if result.stop_reason == "pruned":
         return "pruned"
     if result.value is None:  # diverged (or stopped) before any usable epoch
@@ -119,7 +119,7 @@ def _state_for(result: TrainResult) -> TrialState:
     return "complete"
 
 
-_GLOBAL_RNG = threading.Lock()
+GLOBAL_RNG = threading.Lock()
 
 
 @contextlib.contextmanager
@@ -150,9 +150,10 @@ def build_initialized(
 ) -> tuple[torch.nn.Module, list[LayerRecord]]:
     # Modules draw their construction-time weights from the global RNG (and the default
     # initializers fork it): one build at a time per process, so slots cannot interleave draws.
-    with _GLOBAL_RNG:
+    with GLOBAL_RNG:
         torch.manual_seed(init_seed)
-        model = task.build_model().to(device)
+        build, _ = task.model_and_data()
+        model = build().to(device)
         layers = apply_initializer(
             model,
             params.initializer_name,
@@ -192,7 +193,7 @@ def _replicate_rows(
     ]
 
 
-def execute_trial(
+def train_model_trial(
     *,
     number: int,
     params: TrialParams,
@@ -206,7 +207,8 @@ def execute_trial(
     replicates: int = 1,
     seeds: list[dict[str, int]] | None = None,
 ) -> TrialOutcome:
-    """Train one configuration; every failure becomes an outcome, except interrupts.
+    """Train one configuration in the built-in loop; every failure becomes an outcome, except
+    interrupts.
 
     Seeds derive from ``seed_number`` (default: the trial number); a retry passes its first
     attempt's number, so it re-runs the same computation. With ``replicates`` k > 1 the
@@ -242,7 +244,7 @@ def execute_trial(
             on_epoch=on_epoch,
         )
         outcome.update(
-            state=_state_for(result),
+            state=state_for(result),
             stop_reason=result.stop_reason,
             value=result.value,
             best_epoch=result.best_epoch,

@@ -26,7 +26,7 @@ log = logging.getLogger("tuner.worker")
 class StudyContext:
     spec: StudySpec
     task: Task
-    data: DataSplit
+    data: DataSplit | None  # None: the task's training function loads its own
     population: int | None = None  # trials a slot claims at once; None: not decided yet
 
 
@@ -65,7 +65,8 @@ class Claims:
         if name not in self._contexts:
             spec = parse_spec(spec_json)
             task = self._tasks.get(name) or build_task(spec.task)
-            self._contexts[name] = StudyContext(spec, task, task.data.to(self.device))
+            data = None if task.data is None else task.data.to(self.device)
+            self._contexts[name] = StudyContext(spec, task, data)
         return self._contexts[name]
 
     def population(self, ctx: StudyContext) -> int:

@@ -32,7 +32,7 @@ class TrialExecutor(Protocol):
         number: int,
         params: TrialParams,
         task: Task,
-        data: DataSplit,
+        data: DataSplit | None,
         config: TrainConfig,
         study_seed: int,
         device: torch.device,

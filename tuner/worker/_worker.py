@@ -162,6 +162,7 @@ class Worker:
             finished[i] = True
             self._recorder.finish(jobs[i], outcome)
 
+        assert ctx.data is not None, "populations train only tasks of the built-in loop"
         try:
             self.executor.population(
                 members,

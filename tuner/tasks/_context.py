@@ -1,0 +1,67 @@
+"""What a task's own training function is given: the trial, as a context object.
+
+A plugin that trains with its own code provides ``train(ctx)``; the product supplies the
+context (:class:`tuner.training.FunctionTrial`). The function trains however it likes and
+goes through the context for everything the product does for every trial: the searched
+hyperparameters and seeds, the initializer, the optimizer, and each epoch's report.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Protocol
+
+import torch
+from torch import nn
+
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+class TrialContext(Protocol):
+    """One trial, as a training function sees it."""
+
+    #: The trial's number in its study.
+    number: int
+    #: The searched hyperparameters by name: the five and the spec's extra ones.
+    params: Mapping[str, Any]
+    #: Where to train (the worker's device).
+    device: torch.device
+    #: Seed of the model's construction and initialization (set as torch's seed before
+    #: ``train`` is called, and used by :meth:`init`).
+    init_seed: int
+    #: Seed of the data order: use :meth:`generator` for shuffling.
+    data_seed: int
+    #: The study's epoch limit; :meth:`report` says stop when it is reached.
+    max_epochs: int
+
+    def generator(self) -> torch.Generator:
+        """A CPU generator seeded with ``data_seed`` (the same one on every call): draw the
+        batch order from it, and a replay reproduces the trial."""
+        ...
+
+    def init(
+        self,
+        model: nn.Module,
+        calibration: torch.Tensor | tuple[torch.Tensor, torch.Tensor] | None = None,
+        *,
+        loss: LossFn | None = None,
+    ) -> nn.Module:
+        """Apply the trial's initializer to ``model`` (every layer it covers), record the
+        per-layer manifest, and measure the signal at t=0 on ``calibration`` (inputs, or
+        inputs and targets; ``loss`` defaults to cross-entropy). Returns the model."""
+        ...
+
+    def optimizer(self, parameters: Iterable[nn.Parameter]) -> torch.optim.Optimizer:
+        """The optimizer the study searches: its lr and L2 lambda (weight decay), the task's
+        optimizer choice and momentum."""
+        ...
+
+    def report(self, epoch: int, **metrics: float) -> bool:
+        """Record one finished epoch (1-based) and its metrics (the study's metric among
+        them); True when training must stop now: no improvement for ``patience`` epochs, a
+        pruned trial, a non-finite metric, the epoch limit, a cancelled or timed-out study, a
+        worker handing its trials back."""
+        ...
+
+
+TrainFunction = Callable[[TrialContext], None]
