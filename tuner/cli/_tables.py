@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -34,11 +35,14 @@ def show_leaderboard(board: Leaderboard) -> None:
         f"{study.name}: top {len(board.top)} of {board.total} trials ({metric}, {study.direction})"
     )
     table = Table(title=title)
-    for col in ("#", "state", "stop", "initializer", "lr", "L2", "batch", "pat.", metric, "epoch"):
+    extras = extra_names(r.params_json for r in board.top)
+    columns = ("#", "state", "stop", "initializer", "lr", "L2", "batch", "pat.", *extras)
+    for col in (*columns, metric, "epoch"):
         table.add_column(
             col, justify="left" if col in ("state", "stop", "initializer") else "right"
         )
     for r in board.top:
+        extra = r.params_json.get("extra") or {}
         table.add_row(
             str(r.trial_number),
             r.state,
@@ -48,6 +52,7 @@ def show_leaderboard(board: Leaderboard) -> None:
             f"{r.weight_decay:.2g}",
             str(r.batch_size),
             str(r.patience),
+            *(_value(extra.get(name)) for name in extras),
             _fmt(r.value),
             f"{r.best_epoch or '—'}/{r.epochs_run}",
         )
@@ -58,6 +63,17 @@ def show_leaderboard(board: Leaderboard) -> None:
     for s in board.initializers:
         inits.add_row(s.initializer, str(s.count), str(s.complete), _fmt(s.best), _fmt(s.mean))
     console.print(inits)
+
+
+def extra_names(params: Iterable[Mapping[str, Any]]) -> list[str]:
+    """The extra hyperparameters (beyond the five) the rows were searched over, in order."""
+    return list(dict.fromkeys(name for p in params for name in p.get("extra") or {}))
+
+
+def _value(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    return "—" if value is None else str(value)
 
 
 def show_study(study: Study) -> None:

@@ -103,6 +103,12 @@ def _init_params(params: Mapping[str, Any]) -> str:
     )
 
 
+def _param(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    return "—" if value is None else str(value)
+
+
 def _compact(value: Any) -> str:
     return json.dumps(value, separators=(", ", ": "), default=str)
 
@@ -191,8 +197,9 @@ def _facts(data: ReportData) -> str:
 def _leaderboard(data: ReportData, top: int) -> str:
     if not data.rows:
         return '<p class="missing">No trial has finished yet.</p>'
+    extras = list(dict.fromkeys(n for r in data.rows for n in r.params_json.get("extra") or {}))
     head = ["#", "state", "stop", "initializer", "init params", "lr", "weight decay"]
-    head += ["batch", "patience", data.metric, "best epoch", "epochs", "seconds"]
+    head += ["batch", "patience", *extras, data.metric, "best epoch", "epochs", "seconds"]
     rows = [
         (
             r.trial_number,
@@ -204,6 +211,7 @@ def _leaderboard(data: ReportData, top: int) -> str:
             f"{r.weight_decay:.2g}",
             r.batch_size,
             r.patience,
+            *(_param((r.params_json.get("extra") or {}).get(n)) for n in extras),
             _num(r.value),
             r.best_epoch if r.best_epoch is not None else "—",
             r.epochs_run,

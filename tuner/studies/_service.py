@@ -43,6 +43,7 @@ def _create(db: storage.Database, spec: StudySpec, n_trials: int) -> None:
     except optuna.exceptions.DuplicatedStudyError:
         raise storage.StudyExistsError(f"study {spec.name!r} already exists") from None
     study.set_user_attr("metric", spec.metric)
+    study.set_metric_names([spec.metric])  # what the dashboard and `optuna` label the value
     try:
         with db.session() as session:
             storage.create_study_record(

@@ -264,3 +264,21 @@ def test_check_says_what_it_skipped_for_a_function_only_task(tmp_path: Any) -> N
     result = CliRunner().invoke(app, ["check", str(path), "--json", str(tmp_path / "r.json")])
     assert result.exit_code == 0, result.output
     assert "skipped" in result.output and "trains with its own function" in result.output
+
+
+def test_leaderboards_reports_and_optuna_show_the_tasks_own_names(
+    sqlite_url: str, tmp_path: Any
+) -> None:
+    run_study(_own_loop("own-show"), database_url=sqlite_url, device="cpu")
+    board = CliRunner().invoke(app, ["results", "own-show", "--database-url", sqlite_url])
+    assert board.exit_code == 0, board.output
+    header = next(line for line in board.output.splitlines() if "initializer" in line)
+    assert "width" in header and "dropout" in header and "val_error" in header
+    page = tmp_path / "r.html"
+    args = ["report", "own-show", "-o", str(page), "--database-url", sqlite_url, "--no-dashboard"]
+    report = CliRunner().invoke(app, args)
+    assert report.exit_code == 0, report.output
+    html = page.read_text()
+    assert "<th>width</th>" in html and "<th>dropout</th>" in html and "val_error" in html
+    study = optuna.load_study(study_name="own-show", storage=sqlite_url)
+    assert study.metric_names == ["val_error"]
