@@ -6,12 +6,14 @@ from tuner.population._optim import StackedOptimizer
 from tuner.population._run import (
     CPU_CAP,
     CUDA_CAP,
+    STACKED_KNOBS,
     PopulationConfig,
     execute_population,
     largest_batch,
     population_groups,
     population_size,
     stackable,
+    stacks_search,
 )
 from tuner.population._stack import StackedMLP, stack_plan
 from tuner.population._train import Member, bf16_matmuls, device_math
@@ -19,6 +21,7 @@ from tuner.population._train import Member, bf16_matmuls, device_math
 __all__ = [
     "CPU_CAP",
     "CUDA_CAP",
+    "STACKED_KNOBS",
     "Member",
     "PopulationConfig",
     "StackedMLP",
@@ -31,4 +34,5 @@ __all__ = [
     "population_size",
     "stack_plan",
     "stackable",
+    "stacks_search",
 ]

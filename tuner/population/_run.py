@@ -24,7 +24,7 @@ from torch import nn
 
 from tuner.population._stack import StackedMLP, stack_plan
 from tuner.population._train import Member, MemberRun, bf16_matmuls, device_math, train_stack
-from tuner.spec import IntRange
+from tuner.spec import IntRange, SearchSpec
 from tuner.tasks import DataSplit, Task
 from tuner.training import (
     EarlyStopping,
@@ -69,6 +69,16 @@ def population_groups(
         for size in [max(1, limit(key))]
         for i in range(0, len(group), size)
     ]
+
+
+#: Knobs a population trains exactly: members that differ in them go to separate stacks.
+STACKED_KNOBS = frozenset({"optimizer", "momentum"})
+
+
+def stacks_search(search: SearchSpec) -> bool:
+    """Whether trials of this search can stack: any knob beyond the optimizer's (a schedule,
+    warm-up, clipping, dropout, an activation) trains its trials one by one instead."""
+    return set(search.extras) <= STACKED_KNOBS
 
 
 def stackable(task: Task) -> bool:

@@ -131,6 +131,7 @@ def _params(spec: StudySpec, label: str, entry: InitializerEntry) -> TrialParams
         weight_decay=float(middle(search.weight_decay)),
         batch_size=int(middle(search.batch_size)),
         patience=int(middle(search.patience)),
+        extra={name: middle(dim) for name, dim in search.extras.items()},
     )
 
 

@@ -24,6 +24,7 @@ from tuner.spec._initializers import (
     canonical_name,
     resolve_params,
 )
+from tuner.spec._knobs import KNOBS, MODEL_KNOBS, OPTIMIZERS, SCHEDULES, knob_problem
 from tuner.spec._options import (
     PRUNER_DEFAULTS,
     PRUNERS,
@@ -60,10 +61,14 @@ __all__ = [
     "BUILTIN_DATASETS",
     "ENTRY_POINT_GROUP",
     "INITIALIZERS",
+    "KNOBS",
     "METRICS",
+    "MODEL_KNOBS",
+    "OPTIMIZERS",
     "PRUNERS",
     "PRUNER_DEFAULTS",
     "SAMPLERS",
+    "SCHEDULES",
     "Budget",
     "BuiltinTask",
     "DatasetFile",
@@ -90,6 +95,7 @@ __all__ = [
     "grid_space",
     "installed_plugins",
     "is_searched",
+    "knob_problem",
     "label_entries",
     "load_spec",
     "optuna_class",

@@ -36,6 +36,7 @@ from tuner.spec._dims import (
     resolve_file,
 )
 from tuner.spec._initializers import INITIALIZERS, canonical_name
+from tuner.spec._knobs import knob_problem
 
 _PARAM_DIM: TypeAdapter[Any] = TypeAdapter(ParamDim)
 
@@ -182,6 +183,11 @@ def _extra_dim(name: str, raw: Any) -> Any:
         raise fail((name,), exc.errors()[0]["msg"], raw) from None
     if isinstance(dim, list) and not dim:
         raise fail((name,), "a list of choices cannot be empty", dim)
+    bounds = [dim.low, dim.high] if isinstance(dim, FloatRange | IntRange) else dim_values(dim)
+    for value in bounds:
+        problem = knob_problem(name, value)
+        if problem:
+            raise fail((name,), problem, value)
     return dim
 
 

@@ -30,6 +30,7 @@ from tuner.errors import SpecError, SpecIssue, TunerError
 from tuner.spec._datasets import BUILTIN_DATASETS, DatasetFile
 from tuner.spec._dims import dim_values, fail
 from tuner.spec._initializers import ACTIVATIONS
+from tuner.spec._knobs import KNOBS
 from tuner.spec._options import PrunerConfig, SamplerConfig
 from tuner.spec._plugins import installed_plugins
 from tuner.spec._search import SearchSpec, builtin_applicability, check_grid_compatible
@@ -202,11 +203,10 @@ class StudySpec(_Model):
                 if reason:
                     raise fail(("initializer", index), reason, entry.name)
             for name in search.extras:
-                raise fail(
-                    (name,),
-                    "built-in models take only the five dimensions; extra "
-                    "hyperparameters go to a task plugin",
-                )
+                if name not in KNOBS:
+                    known = ", ".join(KNOBS)
+                    message = f"built-in models take the five dimensions and {known}; "
+                    raise fail((name,), message + "other names go to a task plugin")
         return search
 
     @field_validator("sampler", "pruner", mode="before")

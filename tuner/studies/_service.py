@@ -11,7 +11,7 @@ import optuna
 import storage
 from tuner.errors import SpecError, SpecIssue, StudyStateError, TunerError
 from tuner.inits import applicability_error
-from tuner.spec import StudySpec, parse_spec
+from tuner.spec import KNOBS, MODEL_KNOBS, PluginTask, StudySpec, parse_spec
 from tuner.tasks import Task, build_task
 
 
@@ -22,6 +22,14 @@ def check_task(spec: StudySpec, task: Task) -> None:
     if task.train is not None and spec.replicates > 1:
         message = "a task with its own training function trains one seed pair per trial"
         raise SpecError([SpecIssue(("replicates",), message)])
+    if isinstance(spec.task, PluginTask) and task.train is None:
+        unused = [n for n in spec.search.extras if n not in KNOBS or n in MODEL_KNOBS]
+        if unused:
+            why = (
+                "a plugin's build_model() is not rebuilt per trial, so it cannot take a "
+                "searched {}; give the plugin train(ctx) and read ctx.params"
+            )
+            raise SpecError([SpecIssue(("search", n), why.format(n)) for n in unused])
     if task.build_model is None:
         return  # only its training function builds models: checked as its trials run
     model = task.build_model()

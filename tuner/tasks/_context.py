@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 import torch
 from torch import nn
+from torch.optim import lr_scheduler
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -52,8 +53,19 @@ class TrialContext(Protocol):
         ...
 
     def optimizer(self, parameters: Iterable[nn.Parameter]) -> torch.optim.Optimizer:
-        """The optimizer the study searches: its lr and L2 lambda (weight decay), the task's
-        optimizer choice and momentum."""
+        """The optimizer the study searches: its lr and L2 lambda (weight decay), and the
+        optimizer and momentum (searched, else the task's)."""
+        ...
+
+    def scheduler(self, optimizer: torch.optim.Optimizer) -> lr_scheduler.LRScheduler:
+        """The searched learning-rate schedule for ``optimizer`` (``schedule``, ``step_size``,
+        ``step_factor``, ``warmup_epochs``; constant when none is searched): call its
+        ``step()`` once after each epoch."""
+        ...
+
+    def clip_gradients(self, parameters: Iterable[nn.Parameter]) -> None:
+        """Clip the gradients' global norm to the searched ``clip_norm`` (nothing if unset):
+        call it between ``backward()`` and ``optimizer.step()``."""
         ...
 
     def report(self, epoch: int, **metrics: float) -> bool:

@@ -47,12 +47,13 @@ class Task:
     name: str
     activation: str
     data: DataSplit | None  # None: the training function loads its own
-    build_model: Callable[[], nn.Module] | None  # None: only the training function builds
+    #: Fresh models; the built-in ones take the model knobs (``dropout``, ``activation``).
+    build_model: Callable[..., nn.Module] | None  # None: only the training function builds
     optimizer: str
     momentum: float
     train: TrainFunction | None = None
 
-    def model_and_data(self) -> tuple[Callable[[], nn.Module], DataSplit]:
+    def model_and_data(self) -> tuple[Callable[..., nn.Module], DataSplit]:
         """The model builder and data the built-in loop, populations and the preflight need."""
         if self.build_model is None or self.data is None:
             raise TaskError(f"task {self.name!r} trains with its own function: no model and data")
@@ -72,13 +73,18 @@ def activation_module(name: str) -> nn.Module:
 
 
 def mlp(
-    input_shape: tuple[int, ...], n_classes: int, hidden: list[int], activation: str
+    input_shape: tuple[int, ...],
+    n_classes: int,
+    hidden: list[int],
+    activation: str,
+    dropout: float = 0.0,
 ) -> nn.Sequential:
-    """Flatten, then Linear + activation per hidden width, then a Linear head."""
+    """Flatten, then Linear + activation (+ dropout) per hidden width, then a Linear head."""
     layers: list[nn.Module] = [nn.Flatten()]
     width = int(np.prod(input_shape))
     for size in hidden:
         layers += [nn.Linear(width, size), activation_module(activation)]
+        layers += [nn.Dropout(dropout)] if dropout > 0 else []
         width = size
     layers.append(nn.Linear(width, n_classes))
     return nn.Sequential(*layers)
@@ -90,8 +96,10 @@ def cnn(
     channels: list[int],
     kernel_size: int,
     activation: str,
+    dropout: float = 0.0,
 ) -> nn.Sequential:
-    """Conv + activation (+ 2x2 max-pool while the image is large enough) per stage, Linear head."""
+    """Conv + activation (+ 2x2 max-pool while the image is large enough) per stage, then
+    (dropout and) a Linear head."""
     if len(input_shape) != 3:
         raise TaskError(
             f"model 'cnn' needs image data (C, H, W); got samples of shape {input_shape}"
@@ -107,7 +115,8 @@ def cnn(
             layers.append(nn.MaxPool2d(2))
             height, width = height // 2, width // 2
         in_ch = out_ch
-    layers += [nn.Flatten(), nn.Linear(in_ch * height * width, n_classes)]
+    layers += [nn.Flatten(), *([nn.Dropout(dropout)] if dropout > 0 else [])]
+    layers.append(nn.Linear(in_ch * height * width, n_classes))
     return nn.Sequential(*layers)
 
 
@@ -139,18 +148,20 @@ def build_task(spec: BuiltinTask | PluginTask) -> Task:
         data = load_dataset(spec.dataset, val_fraction=spec.val_fraction, seed=spec.split_seed)
         if spec.model == "mlp":
 
-            def build() -> nn.Module:
-                return mlp(data.input_shape, data.n_classes, spec.hidden, spec.activation)
+            def build(dropout: float = 0.0, activation: str | None = None) -> nn.Module:
+                act = activation or spec.activation
+                return mlp(data.input_shape, data.n_classes, spec.hidden, act, dropout)
 
         else:
 
-            def build() -> nn.Module:
+            def build(dropout: float = 0.0, activation: str | None = None) -> nn.Module:
                 return cnn(
                     data.input_shape,
                     data.n_classes,
                     spec.channels,
                     spec.kernel_size,
-                    spec.activation,
+                    activation or spec.activation,
+                    dropout,
                 )
 
         build()  # fail now, not in the first trial, if the shapes do not fit

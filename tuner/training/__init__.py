@@ -3,6 +3,7 @@
 from tuner.training._diagnostics import LayerDiagnostics, diagnose, signal_problems
 from tuner.training._execute import execute_trial
 from tuner.training._function import FunctionTrial
+from tuner.training._knobs import activation_of, model_knobs, train_config
 from tuner.training._loop import (
     EVAL_CHUNK,
     EarlyStopping,
@@ -12,8 +13,10 @@ from tuner.training._loop import (
     StopReason,
     TrainConfig,
     TrainResult,
+    clip_gradients,
     evaluate,
     make_optimizer,
+    make_scheduler,
     train,
     train_replicates,
 )
@@ -46,19 +49,24 @@ __all__ = [
     "TrainConfig",
     "TrainResult",
     "TrialOutcome",
+    "activation_of",
     "build_initialized",
     "calibration_diagnostics",
+    "clip_gradients",
     "describe_error",
     "diagnose",
     "evaluate",
     "execute_trial",
     "intra_op_threads",
     "make_optimizer",
+    "make_scheduler",
     "manifest",
+    "model_knobs",
     "package_versions",
     "resolve_device",
     "signal_problems",
     "train",
+    "train_config",
     "train_model_trial",
     "train_replicates",
     "trial_seeds",

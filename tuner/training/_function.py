@@ -21,12 +21,14 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.optim import lr_scheduler
 
 from tuner.errors import TaskError
 from tuner.inits import LayerRecord, apply_initializer
 from tuner.search import TrialParams
 from tuner.tasks import LossFn, Task, TrainFunction
 from tuner.training._diagnostics import LayerDiagnostics, diagnose
+from tuner.training._knobs import activation_of
 from tuner.training._loop import (
     EarlyStopping,
     EpochHook,
@@ -34,7 +36,9 @@ from tuner.training._loop import (
     StopReason,
     TrainConfig,
     TrainResult,
+    clip_gradients,
     make_optimizer,
+    make_scheduler,
 )
 from tuner.training._trial import (
     GLOBAL_RNG,
@@ -94,22 +98,27 @@ class FunctionTrial:
                 model,
                 self._trial.initializer_name,
                 self._trial.init_params,
-                activation=self._task.activation,
+                activation=activation_of(self._task, self._trial),
                 generator=torch.Generator(device="cpu").manual_seed(self.init_seed),
                 calibration=x,
             )
         self.initialized = True
         if x is not None and y is not None:
             try:
-                self.diagnostics = diagnose(
-                    model, x, y, activation=self._task.activation, loss=loss
-                )
+                activation = activation_of(self._task, self._trial)
+                self.diagnostics = diagnose(model, x, y, activation=activation, loss=loss)
             except Exception as exc:  # a model the probe cannot read still trains
                 log.warning("no diagnostics for task %s: %r", self._task.name, exc)
         return model
 
     def optimizer(self, parameters: Iterable[nn.Parameter]) -> torch.optim.Optimizer:
         return make_optimizer(self._config.optimizer, iter(parameters), self._config)
+
+    def scheduler(self, optimizer: torch.optim.Optimizer) -> lr_scheduler.LRScheduler:
+        return make_scheduler(optimizer, self._config)
+
+    def clip_gradients(self, parameters: Iterable[nn.Parameter]) -> None:
+        clip_gradients(parameters, self._config)
 
     def report(self, epoch: int, **metrics: float) -> bool:
         if self.stop_reason is not None:

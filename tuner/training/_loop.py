@@ -7,13 +7,14 @@ figures and may end training (pruning, timeout, cancel) by returning a reason.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
 import torch
 from torch import nn
 from torch.nn import functional as F
+from torch.optim import lr_scheduler
 
 from tuner.tasks import DataSplit
 
@@ -36,6 +37,15 @@ class TrainConfig:
     min_delta: float = 0.0
     metric: str = "val_accuracy"
     direction: Direction = "maximize"
+    schedule: str = "constant"  # constant, step or cosine (after any warm-up)
+    step_size: int = 10  # step decay: epochs between decays
+    step_factor: float = 0.1  # step decay: the lr's factor at each decay
+    warmup_epochs: int = 0  # linear warm-up: epoch e <= w runs at lr * e / (w + 1)
+    clip_norm: float | None = None  # the gradients' global norm limit; None: no clipping
+
+    @property
+    def scheduled(self) -> bool:
+        return self.schedule != "constant" or self.warmup_epochs > 0
 
 
 @dataclass(frozen=True)
@@ -104,6 +114,37 @@ def make_optimizer(
     raise ValueError(f"unknown optimizer {name!r}")
 
 
+def make_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig) -> lr_scheduler.LRScheduler:
+    """torch's schedulers for ``cfg``, stepped once per epoch (after it).
+
+    Epoch e (1-based) runs at ``lr * f(e)``: a warm-up of w epochs gives ``f(e) = e / (w+1)``
+    for e <= w (``LinearLR``); after it, with ``t = e - 1 - w``, ``step`` gives
+    ``step_factor ** (t // step_size)`` (``StepLR``), ``cosine`` gives
+    ``(1 + cos(pi t / T)) / 2`` with ``T = max_epochs - w`` (``CosineAnnealingLR`` to 0), and
+    ``constant`` gives 1.
+    """
+    warmup = cfg.warmup_epochs
+    main: lr_scheduler.LRScheduler
+    if cfg.schedule == "step":
+        main = lr_scheduler.StepLR(optimizer, step_size=cfg.step_size, gamma=cfg.step_factor)
+    elif cfg.schedule == "cosine":
+        main = lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, cfg.max_epochs - warmup))
+    else:
+        main = lr_scheduler.ConstantLR(optimizer, factor=1.0, total_iters=0)
+    if warmup == 0:
+        return main
+    warm = lr_scheduler.LinearLR(
+        optimizer, start_factor=1.0 / (warmup + 1), end_factor=1.0, total_iters=warmup
+    )
+    return lr_scheduler.SequentialLR(optimizer, [warm, main], milestones=[warmup])
+
+
+def clip_gradients(parameters: Iterable[nn.Parameter], cfg: TrainConfig) -> None:
+    """Scale the gradients so their global L2 norm is at most ``cfg.clip_norm`` (if set)."""
+    if cfg.clip_norm is not None:
+        nn.utils.clip_grad_norm_(list(parameters), cfg.clip_norm)
+
+
 @torch.no_grad()
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
     """Mean cross-entropy and accuracy over ``x``, in chunks."""
@@ -132,6 +173,7 @@ def _epoch(
     data: DataSplit,
     batch_size: int,
     generator: torch.Generator,
+    clip_norm: float | None = None,
 ) -> torch.Tensor:
     """One pass over the training set; the summed loss stays on the device (no host sync)."""
     x, y = data.x_train, data.y_train
@@ -144,6 +186,8 @@ def _epoch(
         loss = F.cross_entropy(model(x[idx]), y[idx])
         opt.zero_grad(set_to_none=True)
         loss.backward()
+        if clip_norm is not None:  # the global norm over all parameters, as torch computes it
+            nn.utils.clip_grad_norm_(model.parameters(), clip_norm)
         opt.step()
         loss_sum += loss.detach() * len(idx)
     return loss_sum / n
@@ -185,6 +229,7 @@ def train_replicates(
     With one replicate this is plain training.
     """
     opts = [make_optimizer(cfg.optimizer, m.parameters(), cfg) for m in models]
+    schedules = [make_scheduler(o, cfg) for o in opts] if cfg.scheduled else []
     stopper = EarlyStopping(cfg.patience, min_delta=cfg.min_delta, direction=cfg.direction)
     history: list[EpochStats] = []
     own: list[list[EpochStats]] = [[] for _ in models]
@@ -196,9 +241,11 @@ def train_replicates(
     for epoch in range(1, cfg.max_epochs + 1):
         # The only host sync of the epoch: a NaN/inf anywhere in it shows in the sum.
         losses = [
-            _epoch(m, o, data, cfg.batch_size, g).item()
+            _epoch(m, o, data, cfg.batch_size, g, cfg.clip_norm).item()
             for m, o, g in zip(models, opts, generators, strict=True)
         ]
+        for schedule in schedules:  # the next epoch's lr
+            schedule.step()
         evals = [evaluator(m, data) for m in models]
         for runs, loss, (val_loss, val_acc) in zip(own, losses, evals, strict=True):
             runs.append(EpochStats(epoch, loss, val_loss, val_acc))

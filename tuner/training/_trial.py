@@ -28,6 +28,7 @@ from tuner.inits import LayerRecord, apply_initializer
 from tuner.search import TrialParams
 from tuner.tasks import DataSplit, Task
 from tuner.training._diagnostics import LayerDiagnostics, diagnose
+from tuner.training._knobs import activation_of, model_knobs
 from tuner.training._loop import (
     EpochStats,
     ReplicateResult,
@@ -153,12 +154,12 @@ def build_initialized(
     with GLOBAL_RNG:
         torch.manual_seed(init_seed)
         build, _ = task.model_and_data()
-        model = build().to(device)
+        model = build(**model_knobs(params)).to(device)
         layers = apply_initializer(
             model,
             params.initializer_name,
             params.init_params,
-            activation=task.activation,
+            activation=activation_of(task, params),
             generator=torch.Generator(device="cpu").manual_seed(init_seed),
             calibration=data.x_train[:CALIBRATION_ROWS],
         )
@@ -166,11 +167,11 @@ def build_initialized(
 
 
 def calibration_diagnostics(
-    model: torch.nn.Module, data: DataSplit, task: Task
+    model: torch.nn.Module, data: DataSplit, task: Task, activation: str | None = None
 ) -> list[LayerDiagnostics]:
     try:
         x, y = data.x_train[:CALIBRATION_ROWS], data.y_train[:CALIBRATION_ROWS]
-        return diagnose(model, x, y, activation=task.activation)
+        return diagnose(model, x, y, activation=activation or task.activation)
     except Exception as exc:  # a model the probe cannot read still trains
         log.warning("no diagnostics for task %s: %r", task.name, exc)
         return []
@@ -235,7 +236,8 @@ def train_model_trial(
             layers=built[0][1],
             seed_number=root,
         )
-        outcome["diagnostics"] = calibration_diagnostics(built[0][0], data, task)
+        activation = activation_of(task, params)
+        outcome["diagnostics"] = calibration_diagnostics(built[0][0], data, task, activation)
         result, per_seed = train_replicates(
             [model for model, _ in built],
             data,

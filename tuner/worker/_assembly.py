@@ -19,7 +19,7 @@ import torch
 import storage
 from tuner.search import TrialParams, make_pruner, make_sampler, suggest
 from tuner.spec import StudySpec, grid_space
-from tuner.training import EpochHook, EpochStats, StopReason, TrainConfig
+from tuner.training import EpochHook, EpochStats, StopReason, TrainConfig, train_config
 from tuner.worker._asking import ask_in_memory, asks_in_memory, retry_trial
 from tuner.worker._claims import Claims, StudyContext
 from tuner.worker._config import WorkerConfig
@@ -126,18 +126,7 @@ class Assembly:
                 return "cancelled"
             return "timeout" if _clock() > deadline else None
 
-        config = TrainConfig(
-            lr=params.lr,
-            weight_decay=params.weight_decay,
-            batch_size=params.batch_size,
-            patience=params.patience,
-            max_epochs=spec.budget.max_epochs,
-            optimizer=ctx.task.optimizer,
-            momentum=ctx.task.momentum,
-            min_delta=spec.budget.min_delta,
-            metric=spec.metric,
-            direction=spec.resolved_direction,
-        )
+        config = train_config(params, ctx.task, spec)
         return Job(claim, ctx, study, snapshot, params, root, reporter, config, on_epoch, lease)
 
     def _study(self, name: str, spec: StudySpec) -> tuple[optuna.Study, Snapshot, int]:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 
 import storage
-from tuner.population import PopulationConfig, largest_batch, population_size
+from tuner.population import PopulationConfig, largest_batch, population_size, stacks_search
 from tuner.spec import StudySpec, parse_spec
 from tuner.tasks import DataSplit, Task, build_task
 from tuner.worker._asking import asks_in_memory
@@ -73,8 +73,9 @@ class Claims:
         """Trials of this study to claim at once: 1 unless they can train as one stack."""
         if ctx.population is None:
             spec, wanted = ctx.spec, self.config.population
-            if wanted == 1 or spec.replicates > 1 or not asks_in_memory(spec):
-                ctx.population = 1  # lockstep replicates, or samplers that ask one by one
+            lone = spec.replicates > 1 or not asks_in_memory(spec)  # lockstep, asked one by one
+            if wanted == 1 or lone or not stacks_search(spec.search):  # or a per-trial knob
+                ctx.population = 1
             else:
                 batch = largest_batch(spec.search.batch_size)
                 config = PopulationConfig(size=wanted or None)
