@@ -86,6 +86,8 @@ def stackable(task: Task) -> bool:
     of a shape the stack knows (a task's own training function never stacks)."""
     if task.train is not None or task.build_model is None:
         return False
+    if task.data is not None and task.data.regression:
+        return False  # the stack's loss and evaluation are classification's
     return stack_plan(task.build_model()) is not None
 
 

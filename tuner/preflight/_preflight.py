@@ -249,7 +249,14 @@ def run_preflight(
     task = task or build_task(spec.task)
     check_task(spec, task)
     if task.build_model is None or task.data is None:
-        return _skipped(spec, task, device, t0)
+        why = (
+            f"task {task.name!r} trains with its own function and has no build_model() and "
+            "data to probe; give the plugin build_model() (and load_data()) to run this check"
+        )
+        return _skipped(spec, task, device, t0, why)
+    if task.data.regression:
+        why = "the checks are a classifier's (cross-entropy, accuracy against chance)"
+        return _skipped(spec, task, device, t0, f"regression: {why}")
     task = replace(task, data=task.data.to(device))
     initializers = _initializer_checks(spec, task, device, trial_seeds(spec.seed, 0)[0])
     healthy = [c.label for c in initializers if not (c.flagged or c.error)]
@@ -295,13 +302,10 @@ def run_preflight(
     return report
 
 
-def _skipped(spec: StudySpec, task: Task, device: torch.device, t0: float) -> PreflightReport:
-    """The report of a task that only trains with its own function: nothing here can run it
-    without its training code, so every check says it was skipped, and why."""
-    why = (
-        f"task {task.name!r} trains with its own function and has no build_model() and data "
-        "to probe; give the plugin build_model() (and load_data()) to run this check"
-    )
+def _skipped(
+    spec: StudySpec, task: Task, device: torch.device, t0: float, why: str
+) -> PreflightReport:
+    """The report of a task the checks cannot run on: each says it was skipped, and why."""
     return PreflightReport(
         spec_name=spec.name,
         task=task.name,

@@ -38,6 +38,14 @@ from tuner.spec._search import SearchSpec, builtin_applicability, check_grid_com
 METRICS: dict[str, Literal["maximize", "minimize"]] = {
     "val_accuracy": "maximize",
     "val_loss": "minimize",
+    "val_mse": "minimize",
+    "val_mae": "minimize",
+    "val_r2": "maximize",
+}
+#: What the built-in models report, per objective (val_loss: cross-entropy, or the MSE).
+BUILTIN_METRICS = {
+    "classification": ("val_accuracy", "val_loss"),
+    "regression": ("val_loss", "val_mse", "val_mae", "val_r2"),
 }
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _METRIC = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]{0,63}$")
@@ -83,11 +91,20 @@ class BuiltinTask(_TaskCommon):
     channels: list[Annotated[int, Field(ge=1)]] = Field(default_factory=lambda: [16, 32])
     kernel_size: int = Field(3, ge=1, le=15)
     activation: Literal["relu", "leaky_relu", "tanh", "sigmoid", "gelu", "selu"] = "relu"
+    objective: Literal["classification", "regression"] = Field(
+        "classification", description="regression: a data file's continuous target, MSE loss"
+    )
 
     @model_validator(mode="after")
     def _cnn_needs_images(self) -> BuiltinTask:
         if self.model == "cnn" and self.dataset == "synthetic":
             raise ValueError("model 'cnn' needs an image dataset; 'synthetic' is tabular")
+        if self.objective == "regression" and isinstance(self.dataset, str):
+            raise fail(
+                ("objective",),
+                "regression needs a data file with a continuous target ({path, target}); "
+                f"{self.dataset!r} is a classification dataset",
+            )
         return self
 
 
@@ -176,9 +193,10 @@ class StudySpec(_Model):
     @field_validator("metric")
     @classmethod
     def _metric(cls, metric: str, info: ValidationInfo) -> str:
-        if isinstance(info.data.get("task"), BuiltinTask) and metric not in METRICS:
-            known = ", ".join(METRICS)
-            raise ValueError(f"built-in models report {known}; got {metric!r}")
+        task = info.data.get("task")
+        if isinstance(task, BuiltinTask) and metric not in BUILTIN_METRICS[task.objective]:
+            known = ", ".join(BUILTIN_METRICS[task.objective])
+            raise ValueError(f"built-in models report {known} ({task.objective}); got {metric!r}")
         if not _METRIC.match(metric):
             raise ValueError(
                 "a metric name starts with a letter or '_' and holds letters, digits, '_' or "

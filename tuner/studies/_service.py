@@ -6,6 +6,8 @@ second fails the first is removed, so a failed submission leaves nothing behind.
 
 from __future__ import annotations
 
+import warnings
+
 import optuna
 
 import storage
@@ -51,7 +53,9 @@ def _create(db: storage.Database, spec: StudySpec, n_trials: int) -> None:
     except optuna.exceptions.DuplicatedStudyError:
         raise storage.StudyExistsError(f"study {spec.name!r} already exists") from None
     study.set_user_attr("metric", spec.metric)
-    study.set_metric_names([spec.metric])  # what the dashboard and `optuna` label the value
+    with warnings.catch_warnings():  # experimental in Optuna since 3.2, stable in use
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.set_metric_names([spec.metric])  # what the dashboard and `optuna` label the value
     try:
         with db.session() as session:
             storage.create_study_record(

@@ -29,7 +29,8 @@ class DataSplit:
     y_train: torch.Tensor
     x_val: torch.Tensor
     y_val: torch.Tensor
-    n_classes: int
+    n_classes: int  # the model's output width: the classes, or 1 for regression
+    regression: bool = False  # a continuous target (float32), not class labels
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -51,14 +52,33 @@ class DataSplit:
 
 
 def split_and_normalize(
-    x: np.ndarray[Any, Any], y: np.ndarray[Any, Any], *, name: str, val_fraction: float, seed: int
+    x: np.ndarray[Any, Any],
+    y: np.ndarray[Any, Any],
+    *,
+    name: str,
+    val_fraction: float,
+    seed: int,
+    regression: bool = False,
 ) -> DataSplit:
-    """Shuffle with a fixed seed, hold out ``val_fraction``, normalize from train stats."""
+    """Shuffle with a fixed seed, hold out ``val_fraction``, normalize from train stats.
+
+    Classification encodes the labels as classes 0..n-1; regression keeps the target's
+    values (float32), which the metrics are then reported in."""
     if len(x) != len(y):
         raise TaskError(f"{name}: {len(x)} samples but {len(y)} labels")
     if len(x) < 4:
         raise TaskError(f"{name}: needs at least 4 samples, got {len(x)}")
-    classes, labels = np.unique(y, return_inverse=True)
+    if regression:
+        try:
+            values = np.asarray(y, dtype=np.float32).reshape(-1)
+        except ValueError:
+            raise TaskError(f"{name}: a regression target must be numbers") from None
+        if not np.isfinite(values).all():
+            raise TaskError(f"{name}: the regression target holds NaN or infinite values")
+        n_outputs, targets = 1, values
+    else:
+        classes, labels = np.unique(y, return_inverse=True)
+        n_outputs, targets = len(classes), labels.astype(np.int64)
     order = np.random.default_rng(seed).permutation(len(x))
     n_val = min(len(x) - 1, max(1, round(len(x) * val_fraction)))
     val, train = order[:n_val], order[n_val:]
@@ -70,7 +90,7 @@ def split_and_normalize(
     std = x[train].std(axis=axes, keepdims=not image)
     std = np.where(std < 1e-8, 1.0, std).astype(np.float32)
     x = (x - mean) / std
-    y_t = torch.from_numpy(labels.astype(np.int64))
+    y_t = torch.from_numpy(targets)
     x_t = torch.from_numpy(np.ascontiguousarray(x))
     return DataSplit(
         name=name,
@@ -78,7 +98,8 @@ def split_and_normalize(
         y_train=y_t[train],
         x_val=x_t[val],
         y_val=y_t[val],
-        n_classes=len(classes),
+        n_classes=n_outputs,
+        regression=regression,
     )
 
 
@@ -129,7 +150,9 @@ def _raw_file(path: str, target: str) -> tuple[np.ndarray[Any, Any], np.ndarray[
 
 
 @functools.lru_cache(maxsize=8)
-def load_dataset(ref: str | DatasetFile, *, val_fraction: float = 0.2, seed: int = 0) -> DataSplit:
+def load_dataset(
+    ref: str | DatasetFile, *, val_fraction: float = 0.2, seed: int = 0, regression: bool = False
+) -> DataSplit:
     """A built-in dataset by name, or a user file; CPU tensors, cached per process."""
     if isinstance(ref, DatasetFile):
         x, y = _raw_file(ref.path, ref.target)
@@ -137,4 +160,6 @@ def load_dataset(ref: str | DatasetFile, *, val_fraction: float = 0.2, seed: int
     else:
         x, y = _raw_builtin(ref)
         name = ref
-    return split_and_normalize(x, y, name=name, val_fraction=val_fraction, seed=seed)
+    return split_and_normalize(
+        x, y, name=name, val_fraction=val_fraction, seed=seed, regression=regression
+    )

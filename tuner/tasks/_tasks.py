@@ -145,7 +145,12 @@ def _plugin_data(plugin: object, spec: PluginTask) -> DataSplit:
 def build_task(spec: BuiltinTask | PluginTask) -> Task:
     """Load the task's data and return a model builder; raises TaskError on any failure."""
     if isinstance(spec, BuiltinTask):
-        data = load_dataset(spec.dataset, val_fraction=spec.val_fraction, seed=spec.split_seed)
+        data = load_dataset(
+            spec.dataset,
+            val_fraction=spec.val_fraction,
+            seed=spec.split_seed,
+            regression=spec.objective == "regression",
+        )
         if spec.model == "mlp":
 
             def build(dropout: float = 0.0, activation: str | None = None) -> nn.Module:

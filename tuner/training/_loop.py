@@ -159,12 +159,45 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float,
     return (loss / len(x)).item(), (correct / len(x)).item()
 
 
-Evaluator = Callable[[nn.Module, DataSplit], tuple[float, float]]
+@torch.no_grad()
+def evaluate_regression(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
+    """Mean squared and absolute error and R^2 (sklearn's ``r2_score``) over ``x``, in chunks;
+    ``val_loss`` is the MSE the loop minimizes."""
+    model.eval()
+    pred = torch.cat(
+        [model(x[s : s + EVAL_CHUNK]).reshape(-1) for s in range(0, len(x), EVAL_CHUNK)]
+    ).double()
+    target = y.double()
+    err = pred - target
+    sse, sae = (err * err).sum(), err.abs().sum()
+    sst = ((target - target.mean()) ** 2).sum()
+    sse_f, sae_f, sst_f = (float(v) for v in torch.stack([sse, sae, sst]).tolist())
+    # a constant target has no variance to explain: sklearn's convention then
+    r2 = 1.0 - sse_f / sst_f if sst_f > 0 else float(sse_f == 0)
+    mse = sse_f / len(x)
+    return {"val_loss": mse, "val_mse": mse, "val_mae": sae_f / len(x), "val_r2": r2}
+
+
+def loss_of(out: torch.Tensor, y: torch.Tensor, regression: bool) -> torch.Tensor:
+    """The training loss: MSE on a one-output model's values, else cross-entropy."""
+    return F.mse_loss(out.reshape(-1), y) if regression else F.cross_entropy(out, y)
+
+
+Evaluator = Callable[[nn.Module, DataSplit], dict[str, float]]
 EpochHook = Callable[[EpochStats], StopReason | None]
 
 
-def _validate(model: nn.Module, data: DataSplit) -> tuple[float, float]:
-    return evaluate(model, data.x_val, data.y_val)
+def _validate(model: nn.Module, data: DataSplit) -> dict[str, float]:
+    if data.regression:
+        return evaluate_regression(model, data.x_val, data.y_val)
+    val_loss, val_accuracy = evaluate(model, data.x_val, data.y_val)
+    return {"val_loss": val_loss, "val_accuracy": val_accuracy}
+
+
+def _stats(epoch: int, train_loss: float, metrics: dict[str, float]) -> EpochStats:
+    accuracy = metrics.get("val_accuracy", math.nan)
+    others = {k: v for k, v in metrics.items() if k not in ("val_loss", "val_accuracy")}
+    return EpochStats(epoch, train_loss, metrics["val_loss"], accuracy, others)
 
 
 def _epoch(
@@ -183,7 +216,7 @@ def _epoch(
     loss_sum = torch.zeros((), device=device)
     for start in range(0, n, batch_size):
         idx = order[start : start + batch_size]
-        loss = F.cross_entropy(model(x[idx]), y[idx])
+        loss = loss_of(model(x[idx]), y[idx], data.regression)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if clip_norm is not None:  # the global norm over all parameters, as torch computes it
@@ -203,14 +236,10 @@ class ReplicateResult:
     best_epoch: int | None
 
 
-def _mean_stats(epoch: int, losses: list[float], evals: list[tuple[float, float]]) -> EpochStats:
+def _mean_stats(epoch: int, losses: list[float], evals: list[dict[str, float]]) -> EpochStats:
     k = len(losses)
-    return EpochStats(
-        epoch,
-        sum(losses) / k,
-        sum(v for v, _ in evals) / k,
-        sum(a for _, a in evals) / k,
-    )
+    mean = {name: sum(e[name] for e in evals) / k for name in evals[0]}
+    return _stats(epoch, sum(losses) / k, mean)
 
 
 def train_replicates(
@@ -247,8 +276,8 @@ def train_replicates(
         for schedule in schedules:  # the next epoch's lr
             schedule.step()
         evals = [evaluator(m, data) for m in models]
-        for runs, loss, (val_loss, val_acc) in zip(own, losses, evals, strict=True):
-            runs.append(EpochStats(epoch, loss, val_loss, val_acc))
+        for runs, loss, metrics in zip(own, losses, evals, strict=True):
+            runs.append(_stats(epoch, loss, metrics))
         stats = own[0][-1] if len(models) == 1 else _mean_stats(epoch, losses, evals)
         history.append(stats)
         if not (math.isfinite(stats.train_loss) and math.isfinite(stats.val_loss)):

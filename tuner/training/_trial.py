@@ -35,6 +35,7 @@ from tuner.training._loop import (
     StopReason,
     TrainConfig,
     TrainResult,
+    loss_of,
     train_replicates,
 )
 
@@ -166,12 +167,17 @@ def build_initialized(
     return model, layers
 
 
+def _mse(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return loss_of(out, y, regression=True)
+
+
 def calibration_diagnostics(
     model: torch.nn.Module, data: DataSplit, task: Task, activation: str | None = None
 ) -> list[LayerDiagnostics]:
     try:
         x, y = data.x_train[:CALIBRATION_ROWS], data.y_train[:CALIBRATION_ROWS]
-        return diagnose(model, x, y, activation=activation or task.activation)
+        loss = _mse if data.regression else None
+        return diagnose(model, x, y, activation=activation or task.activation, loss=loss)
     except Exception as exc:  # a model the probe cannot read still trains
         log.warning("no diagnostics for task %s: %r", task.name, exc)
         return []
