@@ -28,7 +28,7 @@ OrderBy = Literal[
     "patience",
     "initializer",
 ]
-#: The contract columns of ``tuner_trial_results`` (DESIGN.md), in the order served.
+#: The contract columns of ``tuner_trial_results`` (the public contract), in the order served.
 TRIAL_COLUMNS: tuple[str, ...] = storage.CONTRACT_COLUMNS
 
 

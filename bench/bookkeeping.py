@@ -92,7 +92,7 @@ def trivial_trial(**kw: Any) -> TrialOutcome:
 
 
 def spec(name: str, n_trials: int) -> StudySpec:
-    search = {  # the five dimensions, as in DESIGN.md
+    search = {  # the five dimensions
         "initializer": ["xavier_uniform", "kaiming_normal", "orthogonal", "lsuv"],
         "lr": {"low": 1e-4, "high": 1.0, "log": True},
         "weight_decay": {"low": 1e-6, "high": 1e-1, "log": True},

@@ -1,7 +1,7 @@
 """SQLAlchemy 2 typed models for the service's own tables (all prefixed ``tuner_``).
 
 Optuna's tables live in the same database but belong to Optuna; nothing here touches them.
-The column set of ``tuner_trial_results`` is public contract (see DESIGN.md): rename nothing.
+The column set of ``tuner_trial_results`` is public contract (the README lists it): rename nothing.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ DIRECTIONS: tuple[str, ...] = ("maximize", "minimize")
 STUDY_STATUSES: tuple[str, ...] = ("queued", "running", "completed", "cancelled", "failed")
 #: Values of ``tuner_trial_results.state`` (terminal trial states only).
 TRIAL_STATES: tuple[str, ...] = ("complete", "pruned", "fail")
-#: Values of ``tuner_trial_results.stop_reason``: DESIGN.md's six, plus ``cancelled`` for a
+#: Values of ``tuner_trial_results.stop_reason``: the six of the contract, plus ``cancelled`` for a
 #: trial ended early because its study was cancelled.
 STOP_REASONS: tuple[str, ...] = (
     "patience",

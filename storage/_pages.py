@@ -18,7 +18,7 @@ from storage._models import TrialResult
 from storage._pages_pg import STABLE_S, PostgresPages
 from storage._results import ORDERABLE_COLUMNS, filtered, ordered
 
-#: The public columns of ``tuner_trial_results`` (DESIGN.md), plus ``error``: a page item.
+#: The public columns of ``tuner_trial_results`` (the public contract), plus ``error``: a page item.
 CONTRACT_COLUMNS: tuple[str, ...] = (
     "study_name",
     "trial_number",

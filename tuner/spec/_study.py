@@ -160,7 +160,7 @@ class Budget(_Model):
 
 
 class StudySpec(_Model):
-    """A whole study definition (DESIGN.md, "The study definition")."""
+    """A whole study definition, as the README's "What a study looks like" shows it."""
 
     name: str
     task: TaskSpec = Field(default_factory=BuiltinTask)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import venv
 from collections.abc import Iterator
@@ -22,12 +23,19 @@ ROOT = Path(__file__).resolve().parents[3]
 @pytest.fixture(scope="module")
 def light_venv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A venv with ``pip install <repo>``: the base install, without any extra."""
-    home = tmp_path_factory.mktemp("light") / "venv"
+    base = tmp_path_factory.mktemp("light")
+    source = base / "src"  # a copy: an in-tree build would leave build/ in the checkout
+    shutil.copytree(
+        ROOT,
+        source,
+        ignore=shutil.ignore_patterns(".*", "build", "*.egg-info", "__pycache__", "tests", "bench"),
+    )
+    home = base / "venv"
     venv.EnvBuilder(with_pip=True).create(home)
     env = {**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
     env.pop("PYTHONPATH", None)
     subprocess.run(
-        [str(home / "bin" / "python"), "-m", "pip", "install", "-q", str(ROOT)],
+        [str(home / "bin" / "python"), "-m", "pip", "install", "-q", str(source)],
         check=True,
         env=env,
     )
