@@ -50,7 +50,9 @@ class Settings(BaseSettings):
     @field_validator("api_tokens")
     @classmethod
     def _well_formed(cls, value: str) -> str:
-        parse_tokens(value)
+        if not parse_tokens(value) and value.strip():
+            # "," or " , ": set, but no token in it; never read as "authentication off"
+            raise ValueError("TUNER_API_TOKENS is set but holds no 'kind:token' pair")
         return value
 
     @property

@@ -12,6 +12,7 @@ from storage._database import (
     DATABASE_URL_ENV,
     DEFAULT_DATABASE_URL,
     Database,
+    masked_url,
     resolve_database_url,
 )
 from storage._details import (
@@ -136,6 +137,7 @@ __all__ = [
     "list_trial_results",
     "list_workers",
     "lock_study",
+    "masked_url",
     "owns_run",
     "page_trial_results",
     "queue_depth",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import sqlite3
 import threading
 import time
@@ -49,6 +50,17 @@ def _normalize_url(url: str) -> str:
     return url
 
 
+_PASSWORD = re.compile(r"(//[^/:@]*:)[^@/]*@")
+
+
+def masked_url(url: str) -> str:
+    """``url`` with its password shown as ``***``: the only form of a URL to print or log."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except (sqlalchemy.exc.ArgumentError, ValueError):
+        return _PASSWORD.sub(r"\1***@", url)
+
+
 def _is_sqlite_memory(url: sa.URL) -> bool:
     return url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
 
@@ -77,7 +89,7 @@ class Database:
                 engine_kwargs = {"pool_pre_ping": True}
             self.engine: sa.Engine = sa.create_engine(self.url, **engine_kwargs)
         except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError) as exc:
-            raise StorageError(f"cannot use database URL {url!r}: {exc}") from exc
+            raise StorageError(f"cannot use database URL {masked_url(url)!r}: {exc}") from exc
         if self._dialect_name == "sqlite":
             sa.event.listen(
                 self.engine, "connect", _sqlite_pragmas(memory=_is_sqlite_memory(parsed))
@@ -87,7 +99,12 @@ class Database:
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
-        return f"Database({self.engine.url.render_as_string(hide_password=True)!r})"
+        return f"Database({self.shown_url!r})"
+
+    @property
+    def shown_url(self) -> str:
+        """The URL with its password masked, for output, logs and errors."""
+        return masked_url(self.url)
 
     @contextlib.contextmanager
     def session(self) -> Iterator[Session]:

@@ -82,7 +82,7 @@ def run(
             "trials; run the same command again to continue.[/]"
         )
     print_leaderboard(url, spec.name, top)
-    console.print(f"results in {url} (table tuner_trial_results)")
+    console.print(f"results in {storage.masked_url(url)} (table tuner_trial_results)")
 
 
 @app.command()
@@ -109,6 +109,6 @@ def migrate(database_url: DatabaseUrl = None) -> None:
     try:
         db.optuna_storage()  # creates (or checks) Optuna's schema
         db.upgrade()
-        console.print(f"{db.url}: tuner_ tables at revision {db.current_revision()}")
+        console.print(f"{db.shown_url}: tuner_ tables at revision {db.current_revision()}")
     finally:
         db.dispose()

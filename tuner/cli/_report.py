@@ -40,7 +40,7 @@ def report(
     db = open_database(database_url)
     try:
         if db.current_revision() is None:
-            raise TunerError(f"no study named {name!r}: {db.url} holds no results yet")
+            raise TunerError(f"no study named {name!r}: {db.shown_url} holds no results yet")
         data = collect_report(db, name)
         figures = make_figures(data)
         try:

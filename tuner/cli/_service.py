@@ -66,7 +66,7 @@ def worker(
     runner = Worker(db, config, observer=_log_observer())
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: runner.stop())
-    err.print(f"worker {runner.name} on {runner.device} ({slots} slot(s)) joined {db.url}")
+    err.print(f"worker {runner.name} on {runner.device} ({slots} slot(s)) joined {db.shown_url}")
     try:
         ran = runner.run()
     finally:
@@ -131,7 +131,7 @@ def serve(
         thread = threading.Thread(target=embedded.run, name="embedded-worker", daemon=True)
         thread.start()
     err.print(
-        f"serving {url} on http://{host}:{port} (API /v1, docs /docs"
+        f"serving {db.shown_url} on http://{host}:{port} (API /v1, docs /docs"
         f"{', dashboard /dashboard' if dashboard else ''}; {workers} worker slot(s))"
     )
     # uvicorn re-raises the signal that stopped it once it has shut down: with these
@@ -160,9 +160,14 @@ def serve_settings(database_url: str, *, dashboard: bool) -> Settings:
         return Settings(database_url=database_url, dashboard=dashboard)
     except ValidationError as exc:
         problems = "; ".join(
-            f"TUNER_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors()
+            f"TUNER_{'_'.join(map(str, e['loc'])).upper()}: "
+            + str(e["msg"]).removeprefix("Value error, ")
+            for e in exc.errors()
         )
-        raise typer.BadParameter(f"invalid API settings: {problems}") from None
+        err.print(
+            f"[red]error:[/] invalid API settings: {problems}", highlight=False, soft_wrap=True
+        )
+        raise typer.Exit(2) from None
 
 
 def _log_observer() -> RunObserver:

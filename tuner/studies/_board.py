@@ -16,7 +16,7 @@ from tuner.errors import TunerError
 def _record(db: storage.Database, session: Session, name: str) -> storage.StudyRecord:
     record = storage.get_study_record(session, name)
     if record is None:
-        raise TunerError(f"no study named {name!r} in {db.url}")
+        raise TunerError(f"no study named {name!r} in {db.shown_url}")
     return record
 
 
@@ -45,7 +45,7 @@ def _study(session: Session, record: storage.StudyRecord) -> Study:
 
 def _migrated(db: storage.Database, name: str) -> None:
     if db.current_revision() is None:
-        raise TunerError(f"no study named {name!r}: {db.url} holds no results yet")
+        raise TunerError(f"no study named {name!r}: {db.shown_url} holds no results yet")
 
 
 def find_study(db: storage.Database, name: str) -> Study | None:

@@ -60,7 +60,7 @@ def _load_rows(
     with db.session() as session:
         record = storage.get_study_record(session, name)
         if record is None:
-            raise TunerError(f"no study named {name!r} in {db.url}")
+            raise TunerError(f"no study named {name!r} in {db.shown_url}")
         rows = {n: row for n in numbers if (row := storage.get_trial_result(session, name, n))}
         session.expunge_all()
     return record.spec_json, rows

@@ -126,3 +126,28 @@ def test_console_script_end_to_end(spec_file: Path, tmp_path: Path) -> None:
         ).fetchall()
     assert {name for name, _ in rows} <= {"xavier_uniform", "kaiming_normal"}
     assert all(0.0 < best <= 1.0 for _, best in rows)
+
+
+@pytest.mark.postgres
+def test_database_passwords_never_appear_in_output(
+    postgres_url: str, spec_file: Path, tmp_path: Path
+) -> None:
+    """The server trusts local connections, so a password in the URL is accepted (and
+    ignored) by it: every command that shows the URL must mask it."""
+    secret = "s3cret-Pw"
+    url = postgres_url.replace("postgres@", f"postgres:{secret}@", 1)
+    assert secret in url
+    for args in (
+        ["migrate", "--database-url", url],
+        ["run", str(spec_file), "--database-url", url],
+        ["results", "cli-study", "--database-url", url],
+        ["report", "no-such-study", "-o", str(tmp_path / "r.html"), "--database-url", url],
+    ):
+        result = CliRunner().invoke(app, args)
+        assert secret not in result.output, args
+    assert "postgres:***@" in CliRunner().invoke(app, ["migrate", "--database-url", url]).output
+    bad = CliRunner().invoke(
+        app, ["migrate", "--database-url", f"postgresql+nosuch://u:{secret}@h/d"]
+    )
+    message = str(bad.exception)  # main() prints it as the one error line
+    assert secret not in message and "u:***@h/d" in message

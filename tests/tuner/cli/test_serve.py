@@ -26,14 +26,25 @@ def test_a_public_bind_without_tokens_is_refused(monkeypatch: pytest.MonkeyPatch
     assert "TUNER_API_TOKENS" in result.output
 
 
-def test_malformed_tokens_are_refused_before_anything_starts(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+@pytest.mark.parametrize(
+    ("tokens", "said"),
+    [
+        ("root:x", "'root'"),
+        ("admin:", "must look like 'admin:TOKEN'"),
+        (",", "holds no 'kind:token' pair"),  # never read as "authentication off"
+        (" , ,", "holds no 'kind:token' pair"),
+    ],
+)
+def test_malformed_tokens_are_refused_in_one_line_before_anything_starts(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, tokens: str, said: str
 ) -> None:
-    monkeypatch.setenv("TUNER_API_TOKENS", "root:x")
+    monkeypatch.setenv("TUNER_API_TOKENS", tokens)
     url = scratch_sqlite(tmp_path)
-    result = CliRunner().invoke(app, ["serve", "--workers", "0", "--database-url", url])
+    args = ["serve", "--host", "0.0.0.0", "--workers", "0", "--database-url", url]
+    result = CliRunner().invoke(app, args)
     assert result.exit_code == 2
-    assert "TUNER_API_TOKENS" in result.output and "'root'" in result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and "TUNER_API_TOKENS" in lines[0] and said in lines[0]
     assert not (tmp_path / "tuner.db").exists()
 
 
