@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import optuna
@@ -151,3 +152,38 @@ def test_cancelling_a_finished_study_is_a_conflict(sqlite_client: TestClient, st
     assert response.status_code == 409
     assert response.json()["detail"] == f"study 's1' is already {status}"
     assert sqlite_client.get("/v1/studies/s1").json()["status"] == status
+
+
+POISON: list[tuple[dict[str, Any], list[Any]]] = [
+    ({"seed": 2**70}, ["seed"]),
+    ({"budget": {"n_trials": 10**12}}, ["budget", "n_trials"]),
+    ({"budget": {"n_trials": 2**31, "max_epochs": 1}}, ["budget", "n_trials"]),
+    ({"budget": {"max_epochs": 10**30}}, ["budget", "max_epochs"]),
+    ({"budget": {"min_delta": float("inf")}}, ["budget", "min_delta"]),
+    ({"budget": {"timeout_s": float("inf")}}, ["budget", "timeout_s"]),
+    ({"search": {"batch_size": 10**12}}, ["search", "batch_size"]),
+    ({"search": {"batch_size": 5000}}, ["search", "batch_size"]),  # digits has 1,438 to train
+    ({"search": {"lr": {"low": 0.01, "high": 0.1, "step": float("nan")}}}, ["search", "lr"]),
+    ({"search": {"initializer": {"name": "lsuv", "max_iter": 10**9}}}, ["search", "initializer"]),
+    (
+        {"task": {"model": "mlp", "hidden": [100000, 100000], "dataset": "digits"}},
+        ["task", "hidden"],
+    ),
+]
+
+
+@pytest.mark.parametrize(("change", "loc"), POISON)
+def test_costly_or_out_of_range_specs_are_422_before_anything_is_written(
+    sqlite_client: TestClient, change: dict[str, Any], loc: list[Any]
+) -> None:
+    """Values that once answered 500 or 503 (an int4 overflow, a 40 GB model built to check
+    a spec, NaN and inf) are refused, naming the field, and nothing is written."""
+    body = json.dumps({**small_spec("costly"), **change})  # NaN and Infinity as JS spells them
+    headers = {"content-type": "application/json"}
+    response = sqlite_client.post("/v1/studies", content=body, headers=headers)
+    assert response.status_code == 422, response.text
+    (issue,) = response.json()["detail"]
+    assert issue["loc"][: len(loc) + 1] == ["body", *loc]
+    assert sqlite_client.get("/v1/studies").json()["total"] == 0
+    preflight = sqlite_client.post("/v1/preflight", content=body, headers=headers)
+    assert preflight.status_code == 422, preflight.text

@@ -24,7 +24,7 @@ class DatasetFile(BaseModel):
     resolves against the spec file's folder.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
     path: str
     target: str = "y"
 

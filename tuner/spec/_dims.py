@@ -11,14 +11,27 @@ import math
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Tag, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    model_validator,
+)
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 FIXED, CHOICES, RANGE = "<fixed>", "<choices>", "<range>"
+#: The largest integer a results column (PostgreSQL int4) holds.
+INT32_MAX = 2**31 - 1
+#: The most choices one dimension may list.
+MAX_CHOICES = 1000
+Int32 = Annotated[int, Field(ge=-INT32_MAX, le=INT32_MAX)]
 
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class FloatRange(_Frozen):
@@ -50,10 +63,10 @@ class FloatRange(_Frozen):
 class IntRange(_Frozen):
     """An integer range, both ends included."""
 
-    low: int
-    high: int
+    low: Int32
+    high: Int32
     log: bool = False
-    step: int = 1
+    step: Int32 = 1
 
     @model_validator(mode="after")
     def _check(self) -> IntRange:
@@ -78,20 +91,20 @@ def _kind(value: Any) -> str:
 
 FloatDim = Annotated[
     Annotated[float, Tag(FIXED)]
-    | Annotated[list[float], Tag(CHOICES)]
+    | Annotated[list[float], Field(max_length=MAX_CHOICES), Tag(CHOICES)]
     | Annotated[FloatRange, Tag(RANGE)],
     Discriminator(_kind),
 ]
 IntDim = Annotated[
-    Annotated[int, Tag(FIXED)]
-    | Annotated[list[int], Tag(CHOICES)]
+    Annotated[Int32, Tag(FIXED)]
+    | Annotated[list[Int32], Field(max_length=MAX_CHOICES), Tag(CHOICES)]
     | Annotated[IntRange, Tag(RANGE)],
     Discriminator(_kind),
 ]
 # An initializer parameter: numbers may be searched, strings and booleans only chosen.
 ParamDim = Annotated[
     Annotated[float | int | str | bool, Tag(FIXED)]
-    | Annotated[list[float | int | str | bool], Tag(CHOICES)]
+    | Annotated[list[float | int | str | bool], Field(max_length=MAX_CHOICES), Tag(CHOICES)]
     | Annotated[FloatRange, Tag(RANGE)],
     Discriminator(_kind),
 ]

@@ -171,7 +171,7 @@ INITIALIZERS: Mapping[str, InitializerInfo] = MappingProxyType(
                 "orthogonal, then rescale each layer to unit output variance on a batch "
                 "(Mishkin & Matas 2016)",
                 tol=ParamInfo("float", 0.1, min=0.0, min_exclusive=True),
-                max_iter=ParamInfo("int", 10, min=1.0),
+                max_iter=ParamInfo("int", 10, min=1.0, max=1000.0),
             ),
             _info(
                 "pretrained",

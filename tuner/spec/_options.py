@@ -46,9 +46,9 @@ def optuna_class(kind: Literal["samplers", "pruners"], name: str) -> Callable[..
 
 
 class SamplerConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
     name: str
-    seed: int | None = Field(None, ge=0, description="defaults to the study's seed")
+    seed: int | None = Field(None, ge=0, le=2**32 - 1, description="defaults to the study's seed")
     options: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="after")
@@ -65,7 +65,7 @@ class SamplerConfig(BaseModel):
 
 
 class PrunerConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
     name: str
     options: dict[str, Any] = Field(default_factory=dict)
 

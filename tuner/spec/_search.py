@@ -49,7 +49,7 @@ class InitializerEntry(BaseModel):
     initializer's own parameter table.
     """
 
-    model_config = ConfigDict(extra="allow", frozen=True)
+    model_config = ConfigDict(extra="allow", frozen=True, allow_inf_nan=False)
     name: str
 
     @model_validator(mode="before")
@@ -194,10 +194,10 @@ def _extra_dim(name: str, raw: Any) -> Any:
 class SearchSpec(BaseModel):
     """The five searched dimensions, and any extra named hyperparameters a task takes."""
 
-    model_config = ConfigDict(extra="allow", frozen=True)
+    model_config = ConfigDict(extra="allow", frozen=True, allow_inf_nan=False)
 
     initializer: list[InitializerEntry] = Field(
-        default_factory=lambda: [InitializerEntry(name="kaiming_normal")]
+        default_factory=lambda: [InitializerEntry(name="kaiming_normal")], max_length=100
     )
     lr: FloatDim = Field(0.01, description="learning rate")
     weight_decay: FloatDim = Field(0.0, description="L2 lambda")

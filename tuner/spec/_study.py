@@ -48,11 +48,18 @@ BUILTIN_METRICS = {
     "regression": ("val_loss", "val_mse", "val_mae", "val_r2"),
 }
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+#: Bounds on what a spec may ask (ints fit the results columns; seeds fit numpy's).
+SEED_MAX = 2**32 - 1
+MAX_TRIALS = 1_000_000
+MAX_EPOCHS = 100_000
+MAX_TIMEOUT_S = 366 * 24 * 3600.0
+MAX_LAYERS = 64
+MAX_WIDTH = 1 << 20
 _METRIC = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]{0,63}$")
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 def _dataset_kind(value: Any) -> str:
@@ -70,7 +77,7 @@ class _TaskCommon(_Model):
     optimizer: Literal["sgd", "adam", "adamw"] = "sgd"
     momentum: float = Field(0.9, ge=0.0, lt=1.0, description="SGD momentum")
     val_fraction: float = Field(0.2, gt=0.0, lt=1.0)
-    split_seed: int = Field(0, ge=0, description="seed of the train/validation split")
+    split_seed: int = Field(0, ge=0, le=SEED_MAX, description="seed of the train/validation split")
 
     @field_validator("dataset")
     @classmethod
@@ -87,8 +94,12 @@ class BuiltinTask(_TaskCommon):
     """One of the built-in models on a built-in or file dataset."""
 
     model: Literal["mlp", "cnn"] = "mlp"
-    hidden: list[Annotated[int, Field(ge=1)]] = Field(default_factory=lambda: [256, 256])
-    channels: list[Annotated[int, Field(ge=1)]] = Field(default_factory=lambda: [16, 32])
+    hidden: list[Annotated[int, Field(ge=1, le=MAX_WIDTH)]] = Field(
+        default_factory=lambda: [256, 256], max_length=MAX_LAYERS
+    )
+    channels: list[Annotated[int, Field(ge=1, le=MAX_WIDTH)]] = Field(
+        default_factory=lambda: [16, 32], max_length=MAX_LAYERS
+    )
     kernel_size: int = Field(3, ge=1, le=15)
     activation: Literal["relu", "leaky_relu", "tanh", "sigmoid", "gelu", "selu"] = "relu"
     objective: Literal["classification", "regression"] = Field(
@@ -114,7 +125,7 @@ class PluginTask(_TaskCommon):
     Fields other than the common ones are passed to the plugin as its options.
     """
 
-    model_config = ConfigDict(extra="allow", frozen=True)
+    model_config = ConfigDict(extra="allow", frozen=True, allow_inf_nan=False)
     plugin: str
     activation: str | None = None
 
@@ -152,10 +163,14 @@ TaskSpec = Annotated[
 
 
 class Budget(_Model):
-    n_trials: int = Field(20, ge=1, description="finished trials the study ends with")
-    max_epochs: int = Field(20, ge=1)
-    timeout_s: float | None = Field(None, gt=0, description="wall-clock limit of a run")
-    max_retries: int = Field(2, ge=0)
+    n_trials: int = Field(
+        20, ge=1, le=MAX_TRIALS, description="finished trials the study ends with"
+    )
+    max_epochs: int = Field(20, ge=1, le=MAX_EPOCHS)
+    timeout_s: float | None = Field(
+        None, gt=0, le=MAX_TIMEOUT_S, description="wall-clock limit of a run"
+    )
+    max_retries: int = Field(2, ge=0, le=100)
     min_delta: float = Field(0.0, ge=0.0, description="smallest change that counts as better")
 
 
@@ -175,7 +190,7 @@ class StudySpec(_Model):
     budget: Budget = Field(default_factory=Budget)
     sampler: SamplerConfig = Field(default_factory=lambda: SamplerConfig(name="tpe"))
     pruner: PrunerConfig = Field(default_factory=lambda: PrunerConfig(name="median"))
-    seed: int = Field(0, ge=0)
+    seed: int = Field(0, ge=0, le=SEED_MAX)
     #: Seeds per configuration: each trial trains this many replicates (init and data-order
     #: seeds separate) in lockstep and is judged on their mean.
     replicates: int = Field(1, ge=1, le=32)

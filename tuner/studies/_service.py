@@ -13,7 +13,15 @@ import optuna
 import storage
 from tuner.errors import SpecError, SpecIssue, StudyStateError, TunerError
 from tuner.inits import applicability_error
-from tuner.spec import KNOBS, MODEL_KNOBS, PluginTask, StudySpec, parse_spec
+from tuner.spec import (
+    KNOBS,
+    MODEL_KNOBS,
+    IntRange,
+    PluginTask,
+    StudySpec,
+    dim_values,
+    parse_spec,
+)
 from tuner.tasks import Task, build_task
 
 
@@ -32,6 +40,13 @@ def check_task(spec: StudySpec, task: Task) -> None:
                 "searched {}; give the plugin train(ctx) and read ctx.params"
             )
             raise SpecError([SpecIssue(("search", n), why.format(n)) for n in unused])
+    if task.data is not None:
+        batch = spec.search.batch_size
+        largest = batch.high if isinstance(batch, IntRange) else max(dim_values(batch))
+        if largest > len(task.data.x_train):
+            rows = len(task.data.x_train)
+            message = f"a batch of {largest} is larger than the {rows} training rows"
+            raise SpecError([SpecIssue(("search", "batch_size"), message)])
     if task.build_model is None:
         return  # only its training function builds models: checked as its trials run
     model = task.build_model()

@@ -11,14 +11,16 @@ Only installed entry points are ever loaded: never a module path from a client.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
+import torch
 from torch import nn
 
-from tuner.errors import TaskError
+from tuner.errors import SpecError, SpecIssue, TaskError
 from tuner.inits import LEAKY_RELU_SLOPE
 from tuner.spec import BuiltinTask, PluginTask, installed_plugins
 from tuner.tasks._context import TrainFunction, TrialContext
@@ -142,6 +144,32 @@ def _plugin_data(plugin: object, spec: PluginTask) -> DataSplit:
     )
 
 
+#: The most parameters a built-in model may have (``TUNER_MAX_MODEL_PARAMETERS``).
+DEFAULT_MAX_MODEL_PARAMETERS = 50_000_000
+
+
+def max_model_parameters() -> int:
+    """The setting, read when a task is built (so a service's environment decides)."""
+    raw = os.environ.get("TUNER_MAX_MODEL_PARAMETERS", "")
+    return int(raw) if raw.strip().isdigit() else DEFAULT_MAX_MODEL_PARAMETERS
+
+
+def _check_size(build: Callable[..., nn.Module], spec: BuiltinTask) -> None:
+    """Build the model on the meta device (shapes, no memory) and count its parameters: a
+    spec asking for a model too large to train is refused before anything is allocated."""
+    with torch.device("meta"):
+        model = build()
+    count = sum(p.numel() for p in model.parameters())
+    limit = max_model_parameters()
+    if count > limit:
+        field = "hidden" if spec.model == "mlp" else "channels"
+        message = (
+            f"the model would have {count:,} parameters; the limit is {limit:,} "
+            "(setting TUNER_MAX_MODEL_PARAMETERS)"
+        )
+        raise SpecError([SpecIssue(("task", field), message)])
+
+
 def build_task(spec: BuiltinTask | PluginTask) -> Task:
     """Load the task's data and return a model builder; raises TaskError on any failure."""
     if isinstance(spec, BuiltinTask):
@@ -169,7 +197,7 @@ def build_task(spec: BuiltinTask | PluginTask) -> Task:
                     dropout,
                 )
 
-        build()  # fail now, not in the first trial, if the shapes do not fit
+        _check_size(build, spec)  # fail now, not in the first trial, if the shapes do not fit
         return Task(spec.model, spec.activation, data, build, spec.optimizer, spec.momentum)
 
     entry = installed_plugins().get(spec.plugin)
