@@ -147,6 +147,7 @@ class Study(StudyBrief):
     counts: TrialCounts
     best: Trial | None = Field(description="the best complete trial so far, if any")
     spec: dict[str, Any] = Field(description="the stored study definition")
+    error: str | None = Field(None, description="why a failed study could not run")
 
 
 class StudyPage(Page):

@@ -78,4 +78,5 @@ def study_detail(request: Request, session: Session, record: storage.StudyRecord
         counts=trial_counts(session, record.name),
         best=None if best is None else trial(best),
         spec=dict(record.spec_json),
+        error=record.error,
     )

@@ -79,6 +79,7 @@ from storage._runs import (
 )
 from storage._studies import (
     create_study_record,
+    fail_study,
     get_study_record,
     list_study_records,
     set_study_budget,
@@ -126,6 +127,7 @@ __all__ = [
     "create_study_record",
     "diagnostics_by_initializer",
     "duration_histogram",
+    "fail_study",
     "finish_optuna_trial",
     "finish_run",
     "get_layer_diagnostics",

@@ -119,6 +119,8 @@ class StudyRecord(Base):
     #: Trials handed to workers so far; a claim succeeds only while n_claimed < n_trials,
     #: in one conditional UPDATE, so no race can start more than n_trials trials.
     n_claimed: Mapped[int] = mapped_column(default=0, server_default="0")
+    #: Why a ``failed`` study could not run (its definition, its task, its Optuna study).
+    error: Mapped[str | None] = mapped_column(sa.Text(), default=None)
     created_at: Mapped[datetime.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

@@ -16,7 +16,7 @@ from storage._errors import (
     translate,
     translate_errors,
 )
-from storage._models import StudyRecord, utcnow
+from storage._models import StudyRecord, TrialRun, utcnow
 
 
 @translate_errors
@@ -114,3 +114,24 @@ def study_direction(session: Session, name: str) -> str:
     if direction is None:
         raise StudyNotFoundError(f"study {name!r} does not exist")
     return direction
+
+
+@translate_errors
+def fail_study(session: Session, name: str, reason: str) -> int:
+    """Mark a study that cannot run ``failed`` with ``reason``, and end its runs that have not
+    finished (pending and running: no worker may start them again). Returns the runs ended.
+
+    A study already over (completed or cancelled) keeps its status.
+    """
+    session.execute(
+        sa.update(StudyRecord)
+        .where(StudyRecord.name == name, StudyRecord.status.in_(("queued", "running")))
+        .values(status="failed", error=reason[:4000], updated_at=utcnow())
+        .execution_options(synchronize_session="fetch")
+    )
+    result = session.execute(
+        sa.update(TrialRun)
+        .where(TrialRun.study_name == name, TrialRun.state.in_(("pending", "running")))
+        .values(state="cancelled", finished_at=utcnow())
+    )
+    return cast("sa.CursorResult[Any]", result).rowcount

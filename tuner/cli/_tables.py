@@ -85,6 +85,8 @@ def show_study(study: Study) -> None:
         f"pruned, {c.fail} failed) · {c.running} running · {c.pending} pending",
         highlight=False,
     )
+    if study.error:
+        console.print(f"[red]failed:[/] {study.error}", highlight=False)
     best = study.best
     if best is None:
         console.print("no complete trial yet")

@@ -74,6 +74,7 @@ class Study(_Model):
     counts: TrialCounts = Field(default_factory=TrialCounts)
     best: Trial | None = None
     spec: dict[str, Any] = Field(default_factory=dict)
+    error: str | None = None  # why a failed study could not run
     links: dict[str, str] = Field(default_factory=dict)
 
     @property

@@ -40,6 +40,7 @@ def _study(session: Session, record: storage.StudyRecord) -> Study:
         ),
         best=Trial.model_validate(best[0]) if best and best[0].value is not None else None,
         spec=dict(record.spec_json),
+        error=record.error,
     )
 
 

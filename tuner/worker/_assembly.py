@@ -17,6 +17,7 @@ import optuna
 import torch
 
 import storage
+from tuner.errors import TunerError
 from tuner.search import TrialParams, make_pruner, make_sampler, suggest
 from tuner.spec import StudySpec, grid_space
 from tuner.training import EpochHook, EpochStats, StopReason, TrainConfig, train_config
@@ -138,9 +139,13 @@ class Assembly:
         studies = self._local.__dict__.setdefault("studies", {})
         if name not in studies:
             backend = self.db.optuna_storage()
-            study = optuna.load_study(
-                study_name=name, storage=backend, pruner=make_pruner(spec.pruner)
-            )
+            try:
+                study = optuna.load_study(
+                    study_name=name, storage=backend, pruner=make_pruner(spec.pruner)
+                )
+            except KeyError:  # optuna's "Record does not exist."
+                message = f"study {name!r} is gone from Optuna's tables (deleted outside tuner?)"
+                raise TunerError(message) from None
             studies[name] = (study, Snapshot(study), backend.get_study_id_from_name(name))
         return studies[name]
 

@@ -60,6 +60,10 @@ class Claims:
             counts = [storage.count_runs_by_state(session, n) for n in names]
         return all(c.get("running", 0) == 0 and c.get("pending", 0) == 0 for c in counts)
 
+    def forget(self, name: str) -> None:
+        """Drop study ``name``'s context (it failed: nothing of it is kept)."""
+        self._contexts.pop(name, None)
+
     def context(self, name: str, spec_json: dict[str, object]) -> StudyContext:
         """Study ``name``'s spec, task and data on this device (built on its first claim)."""
         if name not in self._contexts:

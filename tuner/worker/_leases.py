@@ -15,6 +15,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import storage
+from tuner.worker._isolation import fail_study, study_cannot_run
 from tuner.worker._rows import dead_here
 from tuner.worker._settle import settle_lost_run
 
@@ -97,4 +98,9 @@ class Leases:
             dead = {w for w in storage.running_workers(session) if dead_here(w)}
             lost = storage.reap_lost_runs(session, stale_before=stale_before, dead_workers=dead)
         for run in lost:
-            settle_lost_run(self.db, run, grace=self.grace)
+            try:
+                settle_lost_run(self.db, run, grace=self.grace)
+            except Exception as exc:
+                if not study_cannot_run(exc):
+                    raise
+                fail_study(self.db, run.study_name, exc)

@@ -30,6 +30,7 @@ from tuner.worker._assembly import Assembly
 from tuner.worker._claims import Claims
 from tuner.worker._config import WorkerConfig, slot_threads
 from tuner.worker._executor import Executor
+from tuner.worker._isolation import fail_study, study_cannot_run
 from tuner.worker._leases import Leases
 from tuner.worker._observer import RunObserver
 from tuner.worker._recording import Recorder
@@ -143,11 +144,17 @@ class Worker:
                     return
                 self._stop.wait(self.config.poll_interval)
                 continue
-            claims = self._claims.claim_more(claim)
-            if len(claims) > 1:
-                self._run_population(claims)
-            else:
-                self._run(claim)
+            try:
+                claims = self._claims.claim_more(claim)
+                if len(claims) > 1:
+                    self._run_population(claims)
+                else:
+                    self._run(claim)
+            except Exception as exc:
+                if not study_cannot_run(exc):
+                    raise
+                fail_study(self.db, claim.study_name, exc)
+                self._claims.forget(claim.study_name)
 
     def _run_population(self, claims: list[storage.Claim]) -> None:
         """Ask a trial per claim, train them as populations, record each as it ends."""
