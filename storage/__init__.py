@@ -76,6 +76,8 @@ from storage._runs import (
     running_workers,
     set_run_state,
     set_run_trial,
+    settle_run,
+    unsettled_runs,
 )
 from storage._studies import (
     create_study_record,
@@ -152,9 +154,11 @@ __all__ = [
     "set_run_trial",
     "set_study_budget",
     "set_study_status",
+    "settle_run",
     "stop_worker",
     "summarize_by_initializer",
     "trial_counts",
+    "unsettled_runs",
     "upsert_trial_result",
     "write_intermediate_values",
 ]

@@ -141,16 +141,24 @@ def running_workers(session: Session) -> set[str]:
 def reap_lost_runs(
     session: Session, *, stale_before: datetime.datetime, dead_workers: Iterable[str] = ()
 ) -> list[LostRun]:
-    """Take over running runs with a stale heartbeat (or a known-dead worker).
+    """Take over running runs with a stale heartbeat (or a known-dead worker), and runs an
+    earlier reaper took but never settled (it died, or the database went away, in between).
 
-    The runs move to ``retried`` at once, so no other reaper takes them; the caller then
-    settles each (fails the trial, records it, queues a retry or ends it for good).
+    The runs move to ``retried``, unsettled (no ``finished_at``), with ``heartbeat_at`` now:
+    for ``stale_before``'s grace no other reaper takes them. The caller then settles each
+    (:func:`settle_run` in the transaction that records it and queues its retry); one that
+    is never settled is taken again once its grace runs out, so no trial is ever lost.
     """
     lost = sa.or_(TrialRun.heartbeat_at < stale_before, TrialRun.worker.in_(list(dead_workers)))
+    unsettled = sa.and_(
+        TrialRun.state == "retried",
+        TrialRun.finished_at.is_(None),
+        TrialRun.heartbeat_at < stale_before,
+    )
     rows = session.execute(
         sa.update(TrialRun)
-        .where(TrialRun.state == "running", lost)
-        .values(state="retried", finished_at=utcnow())
+        .where(sa.or_(sa.and_(TrialRun.state == "running", lost), unsettled))
+        .values(state="retried", heartbeat_at=utcnow(), finished_at=None)
         .returning(
             TrialRun.id,
             TrialRun.study_name,
@@ -163,6 +171,31 @@ def reap_lost_runs(
     return [
         LostRun(r.id, r.study_name, r.trial_number, r.attempt, r.retry_of, r.worker) for r in rows
     ]
+
+
+@translate_errors
+def settle_run(session: Session, run_id: int, state: str) -> bool:
+    """End a reaped run as ``retried`` (its retry queued in the same transaction) or ``done``.
+
+    False when it was settled already (another reaper took it again): write nothing then.
+    """
+    result = session.execute(
+        sa.update(TrialRun)
+        .where(TrialRun.id == run_id, TrialRun.state == "retried", TrialRun.finished_at.is_(None))
+        .values(state=state, finished_at=utcnow())
+    )
+    return _rowcount(result) == 1
+
+
+@translate_errors
+def unsettled_runs(session: Session, names: Iterable[str]) -> int:
+    """Reaped runs of these studies not settled yet (their retries may still come)."""
+    stmt = sa.select(sa.func.count(TrialRun.id)).where(
+        TrialRun.study_name.in_(list(names)),
+        TrialRun.state == "retried",
+        TrialRun.finished_at.is_(None),
+    )
+    return int(session.scalar(stmt) or 0)
 
 
 @translate_errors

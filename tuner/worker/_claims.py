@@ -58,7 +58,9 @@ class Claims:
         with self.db.session() as session:
             names = list(studies) if studies is not None else []
             counts = [storage.count_runs_by_state(session, n) for n in names]
-        return all(c.get("running", 0) == 0 and c.get("pending", 0) == 0 for c in counts)
+            unsettled = storage.unsettled_runs(session, names)  # retries that may still come
+        live = any(c.get("running", 0) or c.get("pending", 0) for c in counts)
+        return not live and unsettled == 0
 
     def forget(self, name: str) -> None:
         """Drop study ``name``'s context (it failed: nothing of it is kept)."""

@@ -43,7 +43,13 @@ def complete_if_done(db: storage.Database, name: str) -> None:
 
 
 def settle_lost_run(db: storage.Database, run: storage.LostRun, *, grace: float) -> None:
-    """Record a lost run and queue its retry (or end it, once retries are spent)."""
+    """Record a lost run and queue its retry (or end it, once retries are spent).
+
+    Each way ends in one transaction that settles the run (:func:`storage.settle_run`) with
+    what it records and queues: if this reaper dies or the database goes away before it, the
+    run stays unsettled and a later reap takes it again; if another reaper got there first,
+    nothing is written twice.
+    """
     backend = db.optuna_storage()
     with db.session() as session:
         record = storage.get_study_record(session, run.study_name)
@@ -51,7 +57,8 @@ def settle_lost_run(db: storage.Database, run: storage.LostRun, *, grace: float)
     spec = parse_spec(record.spec_json)
     if run.trial_number is None:  # lost before it asked Optuna: just run it again
         with db.session() as session:
-            queue_again(session, run.study_name, run.attempt, run.retry_of)
+            if storage.settle_run(session, run.run_id, "retried"):
+                queue_again(session, run.study_name, run.attempt, run.retry_of)
         return
     frozen = frozen_trial(backend, run.study_name, run.trial_number)
     with db.session() as session:
@@ -71,19 +78,19 @@ def settle_lost_run(db: storage.Database, run: storage.LostRun, *, grace: float)
     root = run.retry_of if run.retry_of is not None else run.trial_number
     with db.session() as session:
         if kept is not None:  # its worker finished the trial but died before recording it
-            storage.upsert_trial_result(session, storage.TrialResultData.from_json(kept))
-            storage.set_run_state(session, run.run_id, "done")
+            if storage.settle_run(session, run.run_id, "done"):
+                storage.upsert_trial_result(session, storage.TrialResultData.from_json(kept))
         elif PARAMS_ATTR not in frozen.user_attrs:  # died right after asking: run it anew
-            queue_again(session, run.study_name, run.attempt, run.retry_of)
+            if storage.settle_run(session, run.run_id, "retried"):
+                queue_again(session, run.study_name, run.attempt, run.retry_of)
         else:
             retry = _retries_left(record.status, run, spec)
             why = f"worker {run.worker} lost: no heartbeat for {grace:g}s"
             row = failure_row(run.study_name, frozen, error=why + ("; retrying" if retry else ""))
-            storage.upsert_trial_result(session, row)
-            if retry:
-                queue_again(session, run.study_name, run.attempt + 1, root, frozen)
-            else:
-                storage.set_run_state(session, run.run_id, "done")
+            if storage.settle_run(session, run.run_id, "retried" if retry else "done"):
+                storage.upsert_trial_result(session, row)
+                if retry:
+                    queue_again(session, run.study_name, run.attempt + 1, root, frozen)
     complete_if_done(db, run.study_name)
 
 
@@ -109,8 +116,7 @@ def _finish_recorded(
             )
     retry = (row.error or "").endswith("(retrying)")
     with db.session() as session:
-        storage.set_run_state(session, run.run_id, "retried" if retry else "done")
-        if retry:
+        if storage.settle_run(session, run.run_id, "retried" if retry else "done") and retry:
             root = run.retry_of if run.retry_of is not None else run.trial_number
             queue_again(session, run.study_name, run.attempt + 1, root, frozen)
     complete_if_done(db, run.study_name)

@@ -337,3 +337,48 @@ def test_an_explicit_sampler_seed_still_varies_the_trials(tmp_path: Any) -> None
     run_study(spec, database_url=url, device="cpu")
     lrs = {t.params["lr"] for t in _study(url, "seeded").trials}
     assert len(lrs) == 4
+
+
+@pytest.mark.parametrize("fail_at", ["reaper", "requeue"])
+def test_a_reaper_that_fails_between_marking_and_requeueing_loses_no_trial(
+    database_url: str, monkeypatch: pytest.MonkeyPatch, fail_at: str
+) -> None:
+    """The reap marks the run, then settling it fails (the reaper's own error, or the
+    database going away before the requeue commits): the run stays unsettled, the next reap
+    takes it again, and the study still ends with exactly its budget."""
+    from tuner.worker import _leases, _settle
+
+    spec = _spec("reap", budget={"n_trials": 3, "max_epochs": 2})
+    run_study(spec, database_url=database_url, n_trials=1)
+    _, number, run_id = _crashed_run(database_url, "reap", _dead_worker_name())
+    calls: list[int] = []
+    real_settle, real_queue = _settle.settle_lost_run, _settle.queue_again
+
+    def settle_once_failing(db: storage.Database, run: storage.LostRun, *, grace: float) -> None:
+        calls.append(run.run_id)
+        if fail_at == "reaper" and len(calls) == 1:
+            raise storage.StorageError("injected: the reaper dies after marking the run")
+        real_settle(db, run, grace=grace)
+
+    def queue_once_failing(*args: Any, **kwargs: Any) -> None:
+        real_queue(*args, **kwargs)
+        if len(calls) == 1:  # raised inside the transaction: it rolls back, settle too
+            raise storage.StorageError("injected: the database goes away before the commit")
+
+    monkeypatch.setattr(_leases, "settle_lost_run", settle_once_failing)
+    if fail_at == "requeue":
+        monkeypatch.setattr(_settle, "queue_again", queue_once_failing)
+    summary = run_study(spec, database_url=database_url, heartbeat_interval=0.01, grace=0.0)
+    assert calls[:2] == [run_id, run_id]  # taken again after the failed settle
+    rows = {r.trial_number: r for r in _rows(database_url, "reap")}
+    assert rows[number].state == "fail" and "retrying" in (rows[number].error or "")
+    assert summary.finished == 3 and _status(database_url, "reap") == "completed"
+    db = storage.Database(database_url)
+    try:
+        with db.session() as session:
+            runs = storage.count_runs_by_state(session, "reap")
+            assert storage.unsettled_runs(session, ["reap"]) == 0
+    finally:
+        db.dispose()
+    assert runs.get("running", 0) == 0 and runs.get("pending", 0) == 0
+    assert not [t for t in _study(database_url, "reap").trials if t.state.name == "RUNNING"]
