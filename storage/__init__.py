@@ -85,6 +85,7 @@ from storage._studies import (
     get_study_record,
     list_study_records,
     set_study_budget,
+    set_study_spec,
     set_study_status,
 )
 from storage._workers import WorkerInfo, list_workers, register_worker, stop_worker
@@ -153,6 +154,7 @@ __all__ = [
     "set_run_state",
     "set_run_trial",
     "set_study_budget",
+    "set_study_spec",
     "set_study_status",
     "settle_run",
     "stop_worker",

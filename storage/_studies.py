@@ -89,6 +89,17 @@ def set_study_status(session: Session, name: str, status: str) -> None:
 
 
 @translate_errors
+def set_study_spec(session: Session, name: str, spec_json: Mapping[str, Any]) -> None:
+    """Store a study's new definition (a resume that accepted changes)."""
+    session.execute(
+        sa.update(StudyRecord)
+        .where(StudyRecord.name == name)
+        .values(spec_json=dict(spec_json), updated_at=utcnow())
+        .execution_options(synchronize_session="fetch")
+    )
+
+
+@translate_errors
 def set_study_budget(session: Session, name: str, n_trials: int) -> None:
     """Change the number of finished trials a study should end with.
 

@@ -49,6 +49,14 @@ def run(
     fast: FastMath = None,
     slots: Slots = 1,
     threads: Threads = None,
+    accept_changes: Annotated[
+        bool,
+        typer.Option(
+            "--accept-changes",
+            help="resume a study whose definition changed: the remaining trials run under "
+            "the new one (the change is recorded)",
+        ),
+    ] = False,
 ) -> None:
     """Create or resume a study and run it here (embedded worker), then print the leaderboard."""
     import storage
@@ -70,6 +78,7 @@ def run(
             fast=fast,
             slots=slots,
             threads=threads,
+            accept_changes=accept_changes,
         )
     if summary.ran == 0 and summary.complete:
         console.print(

@@ -49,13 +49,15 @@ def run_study(
     fast: bool | None = None,
     slots: int = 1,
     threads: int | None = None,
+    accept_changes: bool = False,
 ) -> RunSummary:
     """Run the study in this process until it has ``n_trials`` finished trials.
 
     ``population`` trials train together as one stacked model (None/0: as many as fit, 1:
     one at a time); ``fast`` trains them in bf16/TF32 with fused optimizers (None: on CUDA).
     ``slots`` trials (or populations) train at once, each slot on ``threads`` intra-op threads
-    (None: on a CPU, the process's threads shared out among the slots).
+    (None: on a CPU, the process's threads shared out among the slots). A resume whose
+    definition changed is refused unless ``accept_changes`` (see :func:`ensure_study`).
     """
     target = n_trials if n_trials is not None else spec.budget.n_trials
     if target < 1:
@@ -71,7 +73,7 @@ def run_study(
     db = storage.Database(storage.resolve_database_url(database_url))
     try:
         db.upgrade()
-        ensure_study(db, spec, target)
+        ensure_study(db, spec, target, accept_changes=accept_changes)
         observer.study_started(spec.name, _done(db, spec.name), target)
         timeout = spec.budget.timeout_s
         config = WorkerConfig(

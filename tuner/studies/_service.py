@@ -7,6 +7,8 @@ second fails the first is removed, so a failed submission leaves nothing behind.
 from __future__ import annotations
 
 import warnings
+from datetime import UTC, datetime
+from typing import Any
 
 import optuna
 
@@ -99,29 +101,58 @@ def submit_study(db: storage.Database, spec: StudySpec, *, task: Task | None = N
     _create(db, spec, spec.budget.n_trials)
 
 
-def ensure_study(db: storage.Database, spec: StudySpec, n_trials: int) -> None:
-    """Create the study, or resume it if the stored definition matches (budget aside)."""
+def changes(old: Any, new: Any, path: str = "") -> list[str]:
+    """Every field where two definitions differ, as ``path: old -> new`` (leaves only)."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        found: list[str] = []
+        for key in sorted(old.keys() | new.keys()):
+            found += changes(old.get(key), new.get(key), f"{path}.{key}" if path else key)
+        return found
+    return [] if old == new else [f"{path}: {old!r} -> {new!r}"]
+
+
+def ensure_study(
+    db: storage.Database, spec: StudySpec, n_trials: int, *, accept_changes: bool = False
+) -> None:
+    """Create the study, or resume it. A definition that differs from the stored one (its
+    trial budget aside, which a resume may raise) is refused naming each changed field,
+    unless ``accept_changes``: then the new one is stored for the trials to come, and the
+    change is recorded on the Optuna study (``tuner_changes``); trials already run keep
+    what they ran under in their manifests."""
     spec_json = spec.to_json()
+    changed: list[str] = []
     with db.session() as session:
         record = storage.get_study_record(session, spec.name)
         if record is not None:
             stored = parse_spec(record.spec_json).to_json()
-            changed = sorted(
-                k
-                for k in spec_json.keys() | stored.keys()
-                if k != "budget" and spec_json.get(k) != stored.get(k)
-            )
-            if changed:
+            changed = [
+                c for c in changes(stored, spec_json) if not c.startswith("budget.n_trials:")
+            ]
+            if changed and not accept_changes:
                 raise TunerError(
-                    f"study {spec.name!r} already exists with a different definition "
-                    f"(differs in: {', '.join(changed)}); give the new one another name"
+                    f"study {spec.name!r} exists with another definition; changed: "
+                    f"{'; '.join(changed)}. Give the new one another name, or resume with "
+                    "--accept-changes to run the remaining trials under it"
                 )
+            if changed:
+                storage.set_study_spec(session, spec.name, spec_json)
             storage.set_study_budget(session, spec.name, n_trials)
-            return
+    if record is not None:
+        if changed:
+            _record_change(db, spec.name, changed)
+        return
     try:
         _create(db, spec, n_trials)
     except storage.StudyExistsError:
-        ensure_study(db, spec, n_trials)  # created meanwhile by another process: resume it
+        # created meanwhile by another process: resume it
+        ensure_study(db, spec, n_trials, accept_changes=accept_changes)
+
+
+def _record_change(db: storage.Database, name: str, changed: list[str]) -> None:
+    study = optuna.load_study(study_name=name, storage=db.optuna_storage())
+    history = list(study.user_attrs.get("tuner_changes", []))
+    history.append({"at": datetime.now(UTC).isoformat(), "changed": changed})
+    study.set_user_attr("tuner_changes", history)
 
 
 def cancel_study(db: storage.Database, name: str) -> None:

@@ -96,8 +96,25 @@ def test_resume_adds_trials_and_a_finished_study_runs_nothing(database_url: str)
 def test_a_changed_definition_under_the_same_name_is_refused(database_url: str) -> None:
     run_study(_spec(), database_url=database_url, n_trials=1)
     changed = _spec(search={"initializer": "orthogonal", "lr": 0.1})
-    with pytest.raises(TunerError, match=r"different definition.*search"):
+    with pytest.raises(TunerError, match=r"another definition; changed: search\.batch_size"):
         run_study(changed, database_url=database_url)
+
+
+def test_an_edited_budget_is_named_and_runs_only_when_accepted(database_url: str) -> None:
+    """Editing max_epochs (or min_delta, max_retries, timeout_s) used to be silently ignored."""
+    run_study(_spec(budget={"n_trials": 3, "max_epochs": 1}), database_url=database_url, n_trials=1)
+    edited = _spec(budget={"n_trials": 3, "max_epochs": 3, "min_delta": 0.01})
+    with pytest.raises(TunerError) as refused:
+        run_study(edited, database_url=database_url, n_trials=2)
+    assert "budget.max_epochs: 1 -> 3" in str(refused.value)
+    assert "budget.min_delta: 0.0 -> 0.01" in str(refused.value)
+    assert len(_rows(database_url, "eng")) == 1  # nothing ran
+    run_study(edited, database_url=database_url, n_trials=2, accept_changes=True)
+    rows = _rows(database_url, "eng")
+    assert [r.manifest_json["train"]["max_epochs"] for r in rows] == [1, 3]  # what each ran
+    (change,) = _study(database_url, "eng").user_attrs["tuner_changes"]
+    assert "budget.max_epochs: 1 -> 3" in change["changed"]
+    run_study(edited, database_url=database_url, n_trials=3)  # now the stored definition
 
 
 def test_divergence_is_recorded_not_raised(database_url: str) -> None:
