@@ -174,6 +174,28 @@ def reap_lost_runs(
 
 
 @translate_errors
+def release_runs(session: Session, worker: str) -> list[LostRun]:
+    """The runs ``worker`` still holds as it stops, taken as a reaper takes lost runs
+    (``retried``, unsettled) for the worker itself to settle: handed back, none left running."""
+    rows = session.execute(
+        sa.update(TrialRun)
+        .where(TrialRun.state == "running", TrialRun.worker == worker)
+        .values(state="retried", heartbeat_at=utcnow(), finished_at=None)
+        .returning(
+            TrialRun.id,
+            TrialRun.study_name,
+            TrialRun.trial_number,
+            TrialRun.attempt,
+            TrialRun.retry_of,
+            TrialRun.worker,
+        )
+    ).all()
+    return [
+        LostRun(r.id, r.study_name, r.trial_number, r.attempt, r.retry_of, r.worker) for r in rows
+    ]
+
+
+@translate_errors
 def settle_run(session: Session, run_id: int, state: str) -> bool:
     """End a reaped run as ``retried`` (its retry queued in the same transaction) or ``done``.
 

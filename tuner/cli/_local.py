@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import signal
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
@@ -15,6 +18,7 @@ from tuner.cli._common import (
     Threads,
     app,
     console,
+    err,
     open_database,
     quiet_optuna,
 )
@@ -34,6 +38,20 @@ def print_leaderboard(database_url: str | None, study_name: str, top: int = 10) 
     finally:
         db.dispose()
     show_leaderboard(board)
+
+
+@contextlib.contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """SIGTERM ends the run as Ctrl-C does: the running trial is handed back, recorded."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 @app.command()
@@ -66,20 +84,32 @@ def run(
     quiet_optuna()
     spec = load_spec(spec_file)
     url = storage.resolve_database_url(database_url)
-    with progress_bar() as progress:
-        observer = ProgressObserver(progress, spec.budget.max_epochs, spec.resolved_direction)
-        summary = run_study(
-            spec,
-            database_url=url,
-            n_trials=n_trials,
-            device=device,
-            observer=observer,
-            population=population,
-            fast=fast,
-            slots=slots,
-            threads=threads,
-            accept_changes=accept_changes,
+    try:
+        with progress_bar() as progress, _sigterm_interrupts():
+            observer = ProgressObserver(progress, spec.budget.max_epochs, spec.resolved_direction)
+            summary = run_study(
+                spec,
+                database_url=url,
+                n_trials=n_trials,
+                device=device,
+                observer=observer,
+                population=population,
+                fast=fast,
+                slots=slots,
+                threads=threads,
+                accept_changes=accept_changes,
+            )
+    except KeyboardInterrupt:
+        again = f"tuner run {spec_file}"
+        if database_url:
+            again += f" --database-url {storage.masked_url(database_url)}"
+        err.print(
+            "[yellow]interrupted[/]: the running trial was handed back (it runs again, "
+            f"not counted twice). Resume with: {again}",
+            highlight=False,
+            soft_wrap=True,
         )
+        raise typer.Exit(130) from None
     if summary.ran == 0 and summary.complete:
         console.print(
             f"Study [bold]{spec.name}[/] is already finished "

@@ -42,7 +42,9 @@ def complete_if_done(db: storage.Database, name: str) -> None:
         storage.complete_study_if_done(session, name)
 
 
-def settle_lost_run(db: storage.Database, run: storage.LostRun, *, grace: float) -> None:
+def settle_lost_run(
+    db: storage.Database, run: storage.LostRun, *, grace: float, handed_back: bool = False
+) -> None:
     """Record a lost run and queue its retry (or end it, once retries are spent).
 
     Each way ends in one transaction that settles the run (:func:`storage.settle_run`) with
@@ -84,18 +86,25 @@ def settle_lost_run(db: storage.Database, run: storage.LostRun, *, grace: float)
             if storage.settle_run(session, run.run_id, "retried"):
                 queue_again(session, run.study_name, run.attempt, run.retry_of)
         else:
-            retry = _retries_left(record.status, run, spec)
-            why = f"worker {run.worker} lost: no heartbeat for {grace:g}s"
+            retry = _retries_left(record.status, run, spec, handed_back)
+            if handed_back:  # its own worker stopped before the trial ended: no retry spent
+                why = "handed back: the worker stopped before the trial ended"
+            else:
+                why = f"worker {run.worker} lost: no heartbeat for {grace:g}s"
             row = failure_row(run.study_name, frozen, error=why + ("; retrying" if retry else ""))
             if storage.settle_run(session, run.run_id, "retried" if retry else "done"):
                 storage.upsert_trial_result(session, row)
                 if retry:
-                    queue_again(session, run.study_name, run.attempt + 1, root, frozen)
+                    attempt = run.attempt if handed_back else run.attempt + 1
+                    queue_again(session, run.study_name, attempt, root, frozen)
     complete_if_done(db, run.study_name)
 
 
-def _retries_left(status: str, run: storage.LostRun, spec: StudySpec) -> bool:
-    return status in ("queued", "running") and run.attempt < spec.budget.max_retries
+def _retries_left(
+    status: str, run: storage.LostRun, spec: StudySpec, handed_back: bool = False
+) -> bool:
+    active = status in ("queued", "running")
+    return active and (handed_back or run.attempt < spec.budget.max_retries)
 
 
 def _finish_recorded(

@@ -107,6 +107,7 @@ class Worker:
                 self._run_slots()
         finally:
             self._stop.set()
+            self._leases.release()  # an interrupt between claim and training left runs held
             self._leases.close()
             with self.db.session() as session:
                 storage.stop_worker(session, self.name)
@@ -122,8 +123,14 @@ class Worker:
         ]
         for thread in slots:
             thread.start()
-        for thread in slots:
-            thread.join()
+        try:
+            for thread in slots:
+                thread.join()
+        except BaseException:  # Ctrl-C or SIGTERM in the main thread: slots hand back first
+            self._stop.set()
+            for thread in slots:
+                thread.join()
+            raise
 
     # -- the loop ----------------------------------------------------------------------------
 
