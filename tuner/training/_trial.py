@@ -286,14 +286,37 @@ def train_model_trial(
     )
 
 
+def _mps_available() -> bool:
+    backend = getattr(torch.backends, "mps", None)
+    return bool(backend is not None and backend.is_available())
+
+
 def resolve_device(name: str | None = None) -> torch.device:
-    """``auto``/None picks CUDA when present, else CPU."""
+    """The device a worker trains on, checked before anything is claimed: ``cpu``,
+    ``cuda``/``cuda:N`` (N below the GPUs present), ``mps``, or ``auto``/None (the current
+    CUDA device, else MPS, else the CPU). Always with its index for CUDA (``cuda:0``)."""
     if name in (None, "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if torch.cuda.is_available():
+            return torch.device("cuda", torch.cuda.current_device())
+        return torch.device("mps" if _mps_available() else "cpu")
     try:
         device = torch.device(name)
-    except RuntimeError as exc:
-        raise TunerError(f"unknown device {name!r}: {exc}") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise TunerError(f"device {name!r} asked for, but CUDA is not available here")
+    except (RuntimeError, TypeError) as exc:
+        raise TunerError(
+            f"unknown device {name!r}: {exc}; use cpu, cuda[:N], mps or auto"
+        ) from None
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise TunerError(f"device {name!r} asked for, but CUDA is not available here")
+        index = torch.cuda.current_device() if device.index is None else device.index
+        if index >= count:
+            raise TunerError(f"device {name!r} asked for, but this host has {count} GPU(s)")
+        return torch.device("cuda", index)
+    if device.type == "mps":
+        if not _mps_available():
+            raise TunerError(f"device {name!r} asked for, but MPS is not available here")
+        return device
+    if device.type != "cpu":
+        raise TunerError(f"device {name!r} is not one a worker trains on: cpu, cuda[:N], mps")
     return device
