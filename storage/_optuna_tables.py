@@ -117,8 +117,10 @@ def finish_optuna_trial(
     state: TrialState,
     value: float | None,
     intermediate_values: Mapping[int, float],
+    user_attrs: Mapping[str, Any] | None = None,
 ) -> bool:
-    """End a RUNNING trial as ``study.tell`` does, with the intermediate values not yet written.
+    """End a RUNNING trial as ``study.tell`` does, with the intermediate values not yet written
+    and ``user_attrs`` (what people filter trials on in Optuna's tools).
 
     ``value`` is what Optuna records (for a pruned trial, tell's caller passes its last
     intermediate value). False, and nothing written, if the trial is no longer running.
@@ -131,6 +133,14 @@ def finish_optuna_trial(
         row = {"trial_id": trial_id, "objective": 0, "value": stored, "value_type": kind}
         session.execute(sa.insert(_VALUES), row)
     write_intermediate_values(session, trial_id, intermediate_values)
+    if user_attrs:
+        session.execute(
+            sa.insert(_USER_ATTRS),
+            [
+                {"trial_id": trial_id, "key": key, "value_json": json.dumps(value)}
+                for key, value in user_attrs.items()
+            ],
+        )
     return True
 
 

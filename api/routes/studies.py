@@ -80,7 +80,7 @@ def list_studies(
     session: SessionDep,
     status_: Annotated[StudyStatus | None, Query(alias="status")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
 ) -> StudyPage:
     """Studies, newest first."""
     records = storage.list_study_records(session, status=status_)

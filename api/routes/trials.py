@@ -45,7 +45,7 @@ async def list_trials(
         Query(description="default: best first for `value`, ascending for other columns"),
     ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
 ) -> Response:
     """A study's finished trials, filtered, ordered and paged (rows without a value last)."""
     # The hot path: one statement on PostgreSQL, whose JSON goes out as it comes (the
@@ -76,7 +76,9 @@ def _pages(request: Request) -> storage.TrialPages:
 
 
 @router.get("/trials/{number}", response_model=TrialDetail, responses=_NOT_FOUND)
-def get_trial(session: SessionDep, name: str, number: Annotated[int, Path(ge=0)]) -> TrialDetail:
+def get_trial(
+    session: SessionDep, name: str, number: Annotated[int, Path(ge=0, le=2**31 - 1)]
+) -> TrialDetail:
     """One finished trial of a study, with its t=0 diagnostics, replicates and manifest."""
     row = storage.get_trial_result(session, name, number)
     if row is None:

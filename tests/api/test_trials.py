@@ -253,3 +253,17 @@ def test_one_trial_carries_its_diagnostics_replicates_and_manifest(client: TestC
     assert profile["kaiming_normal", 1]["act_std"] == pytest.approx(0.9)
     assert profile["kaiming_normal", 1]["n_trials"] == 2
     assert profile["xavier_normal", 1]["act_std"] == 0.5
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v1/studies/s/trials/18446744073709551616",  # beyond 64 bits: once a 500
+        "/v1/studies/s/trials/2147483648",
+        "/v1/studies/s/trials?offset=18446744073709551616",
+        "/v1/studies?offset=99999999999999999999",
+    ],
+)
+def test_numbers_beyond_the_columns_are_422(client: TestClient, path: str) -> None:
+    response = client.get(path)
+    assert response.status_code == 422, response.text

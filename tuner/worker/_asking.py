@@ -190,7 +190,8 @@ def tell_in_session(
     finally:
         local.in_optimize_loop = in_loop
     pending = reporter.take_pending()
-    if not storage.finish_optuna_trial(session, trial.trial_id, state, value, pending):
+    attrs = {"initializer": outcome.params.initializer, "stop_reason": outcome.stop_reason}
+    if not storage.finish_optuna_trial(session, trial.trial_id, state, value, pending, attrs):
         return None
     running.state, running.value = state, value
     running.datetime_complete = datetime.now()

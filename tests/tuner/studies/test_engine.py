@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import optuna
@@ -399,3 +400,26 @@ def test_a_reaper_that_fails_between_marking_and_requeueing_loses_no_trial(
         db.dispose()
     assert runs.get("running", 0) == 0 and runs.get("pending", 0) == 0
     assert not [t for t in _study(database_url, "reap").trials if t.state.name == "RUNNING"]
+
+
+@pytest.mark.parametrize("population", [1, 4])
+def test_optunas_tools_see_the_metric_and_the_trial_attributes(
+    database_url: str, population: int
+) -> None:
+    """The dashboard and `optuna trials` label the value with the study's metric (not
+    "Objective 0") and can filter trials on their initializer and stop reason."""
+    run_study(_spec("view", budget={"n_trials": 4, "max_epochs": 2}), database_url=database_url,
+              population=population)  # fmt: skip
+    study = _study(database_url, "view")
+    assert study.metric_names == ["val_accuracy"]
+    rows = {r.trial_number: r for r in _rows(database_url, "view")}
+    for trial in study.trials:
+        row = rows[trial.number]
+        assert trial.user_attrs["initializer"] == row.initializer
+        assert trial.user_attrs["stop_reason"] == row.stop_reason
+    out = subprocess.run(
+        [Path(sys.executable).with_name("optuna"), "trials", "--study-name", "view",
+         "--storage", database_url.replace("postgresql://", "postgresql+psycopg://"), "-f", "json"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    assert '"value": {"val_accuracy":' in out
