@@ -14,6 +14,7 @@ from storage._database import (
     Database,
     masked_url,
     resolve_database_url,
+    sqlite_path,
 )
 from storage._details import (
     DepthProfile,
@@ -159,6 +160,7 @@ __all__ = [
     "set_study_spec",
     "set_study_status",
     "settle_run",
+    "sqlite_path",
     "stop_worker",
     "summarize_by_initializer",
     "trial_counts",

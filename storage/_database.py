@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pathlib
 import re
 import sqlite3
 import threading
@@ -59,6 +60,17 @@ def masked_url(url: str) -> str:
         return make_url(url).render_as_string(hide_password=True)
     except (sqlalchemy.exc.ArgumentError, ValueError):
         return _PASSWORD.sub(r"\1***@", url)
+
+
+def sqlite_path(url: str) -> pathlib.Path | None:
+    """The file of a SQLite URL (None: another database, or an in-memory one)."""
+    try:
+        parsed = make_url(_normalize_url(url))
+    except (sqlalchemy.exc.ArgumentError, ValueError):
+        return None
+    if parsed.get_backend_name() != "sqlite" or _is_sqlite_memory(parsed):
+        return None
+    return pathlib.Path(str(parsed.database))
 
 
 def _is_sqlite_memory(url: sa.URL) -> bool:

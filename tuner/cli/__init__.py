@@ -9,6 +9,8 @@ and run where only the client is installed.
 
 from __future__ import annotations
 
+import enum
+import logging
 from typing import Annotated
 
 import typer
@@ -28,6 +30,13 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
+class LogLevel(enum.StrEnum):
+    debug = "debug"
+    info = "info"
+    warning = "warning"
+    error = "error"
+
+
 @app.callback()
 def _root(
     version: Annotated[
@@ -36,8 +45,22 @@ def _root(
             "--version", callback=_version, is_eager=True, help="print the version and exit"
         ),
     ] = False,
+    log_level: Annotated[
+        LogLevel,
+        typer.Option(
+            "--log-level",
+            case_sensitive=False,
+            help="the engine's log lines on stderr, timestamped (info: every claim and trial)",
+        ),
+    ] = LogLevel.warning,
 ) -> None:
     """Hyperparameter tuning for PyTorch with weight initialization as a search dimension."""
+    logging.basicConfig(
+        level=log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%Y-%m-%dT%H:%M:%S%z",
+        force=True,
+    )
 
 
 def main() -> None:

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import Console
 
+from tuner.errors import TunerError
+
 if TYPE_CHECKING:
     import storage
 
@@ -61,12 +63,19 @@ def quiet_optuna() -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
-def open_database(database_url: str | None) -> storage.Database:
-    """The database a command reads (the URL, else $TUNER_DATABASE_URL, else ./tuner.db)."""
+def open_database(database_url: str | None, *, read_only: bool = False) -> storage.Database:
+    """The database a command uses (the URL, else $TUNER_DATABASE_URL, else ./tuner.db).
+
+    ``read_only``: a command that only reads never creates one: a SQLite file that does not
+    exist is an error naming it."""
     import storage
 
     quiet_optuna()
-    return storage.Database(storage.resolve_database_url(database_url))
+    url = storage.resolve_database_url(database_url)
+    path = storage.sqlite_path(url)
+    if read_only and path is not None and not path.exists():
+        raise TunerError(f"no database at {path}: nothing has run here (give --database-url?)")
+    return storage.Database(url)
 
 
 def is_storage_error(exc: BaseException) -> bool:

@@ -6,7 +6,7 @@ import contextlib
 import signal
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -27,12 +27,15 @@ from tuner.cli._tables import progress_bar, show_leaderboard
 from tuner.client import TunerClient
 from tuner.spec import load_spec
 
+if TYPE_CHECKING:
+    from tuner.worker import RunObserver
+
 
 def print_leaderboard(database_url: str | None, study_name: str, top: int = 10) -> None:
     """Top trials, then the best result per initializer."""
     from tuner.studies import read_leaderboard
 
-    db = open_database(database_url)
+    db = open_database(database_url, read_only=True)
     try:
         board = read_leaderboard(db, study_name, top)
     finally:
@@ -78,7 +81,7 @@ def run(
 ) -> None:
     """Create or resume a study and run it here (embedded worker), then print the leaderboard."""
     import storage
-    from tuner.cli._progress import ProgressObserver
+    from tuner.cli._progress import LogObserver, ProgressObserver
     from tuner.studies import run_study
 
     quiet_optuna()
@@ -86,7 +89,11 @@ def run(
     url = storage.resolve_database_url(database_url)
     try:
         with progress_bar() as progress, _sigterm_interrupts():
-            observer = ProgressObserver(progress, spec.budget.max_epochs, spec.resolved_direction)
+            observer: RunObserver = LogObserver()
+            if console.is_terminal:
+                observer = ProgressObserver(
+                    progress, spec.budget.max_epochs, spec.resolved_direction
+                )
             summary = run_study(
                 spec,
                 database_url=url,

@@ -1,15 +1,44 @@
-"""The progress bar of a study run here: an observer of the embedded workers."""
+"""What a run shows as it goes: a progress bar on a terminal, else one timestamped line per
+finished trial (CI logs, ``docker logs``, a pipe)."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from rich.progress import Progress, TaskID
 
 import storage
+from tuner.cli._common import err
 from tuner.cli._common import fmt as _fmt
 from tuner.training import EpochStats
 from tuner.worker import RunObserver
+
+
+def _stamp() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class LogObserver(RunObserver):
+    """One timestamped line per finished trial, and one when the study starts."""
+
+    def study_started(
+        self, name: str, finished: int, target: int, best: float | None = None
+    ) -> None:
+        err.print(
+            f"{_stamp()} study {name}: {finished}/{target} trials finished, best {_fmt(best)}",
+            highlight=False,
+            soft_wrap=True,
+        )
+
+    def trial_finished(self, row: storage.TrialResultData) -> None:
+        err.print(
+            f"{_stamp()} {row.study_name} #{row.trial_number}: {row.state} ({row.stop_reason}) "
+            f"value={_fmt(row.value)} initializer={row.initializer} lr={row.lr:.3g} "
+            f"epochs={row.epochs_run} {row.duration_s:.1f}s",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 class ProgressObserver(RunObserver):
@@ -29,9 +58,12 @@ class ProgressObserver(RunObserver):
         if better:
             self.best = value
 
-    def study_started(self, name: str, finished: int, target: int) -> None:
+    def study_started(
+        self, name: str, finished: int, target: int, best: float | None = None
+    ) -> None:
+        self.best = best  # a resumed study's best so far, not only this run's
         self.task = self.progress.add_task(
-            name, total=target, completed=finished, status="", best=_fmt(None)
+            name, total=target, completed=finished, status="", best=_fmt(best)
         )
 
     def trial_started(self, number: int, params: dict[str, Any]) -> None:

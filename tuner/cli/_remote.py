@@ -116,7 +116,7 @@ def status(
     else:
         from tuner.studies import read_study
 
-        db = open_database(database_url)
+        db = open_database(database_url, read_only=True)
         try:
             study = read_study(db, name)
         finally:

@@ -20,7 +20,7 @@ def replay(
     """Re-run a trial from its manifest (seeds, configuration); exit 1 unless it matches."""
     from tuner.studies import replay_trial
 
-    db = open_database(database_url)
+    db = open_database(database_url, read_only=True)
     try:
         with console.status(f"replaying {name} #{number} on {device}"):
             result = replay_trial(db, name, number, device=device)

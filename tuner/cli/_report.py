@@ -37,7 +37,7 @@ def report(
     """
     from tuner.report import LEADERBOARD_ROWS, attach_figures, collect_report, make_figures, render
 
-    db = open_database(database_url)
+    db = open_database(database_url, read_only=True)
     try:
         if db.current_revision() is None:
             raise TunerError(f"no study named {name!r}: {db.shown_url} holds no results yet")

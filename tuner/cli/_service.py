@@ -11,11 +11,9 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from tuner.cli._common import DatabaseUrl, FastMath, Population, Slots, Threads, app, err
-from tuner.cli._common import fmt as _fmt
 
 if TYPE_CHECKING:
     from api import Settings
-    from tuner.worker import RunObserver
 
 
 @app.command()
@@ -45,6 +43,7 @@ def worker(
     import signal
 
     import storage
+    from tuner.cli._progress import LogObserver
     from tuner.worker import Worker, WorkerConfig
 
     if exit_when_idle and not study:
@@ -63,7 +62,7 @@ def worker(
         fast=fast,
         threads=threads,
     )
-    runner = Worker(db, config, observer=_log_observer())
+    runner = Worker(db, config, observer=LogObserver())
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: runner.stop())
     err.print(f"worker {runner.name} on {runner.device} ({slots} slot(s)) joined {db.shown_url}")
@@ -110,6 +109,7 @@ def serve(
 
     import storage
     from api import create_app
+    from tuner.cli._progress import LogObserver
     from tuner.worker import Worker, WorkerConfig
 
     url = storage.resolve_database_url(database_url)
@@ -127,7 +127,7 @@ def serve(
     thread: threading.Thread | None = None
     if workers:
         config = WorkerConfig(device=device, slots=workers)
-        embedded = Worker(db, config, observer=_log_observer())
+        embedded = Worker(db, config, observer=LogObserver())
         thread = threading.Thread(target=embedded.run, name="embedded-worker", daemon=True)
         thread.start()
     err.print(
@@ -168,19 +168,3 @@ def serve_settings(database_url: str, *, dashboard: bool) -> Settings:
             f"[red]error:[/] invalid API settings: {problems}", highlight=False, soft_wrap=True
         )
         raise typer.Exit(2) from None
-
-
-def _log_observer() -> RunObserver:
-    """One line per finished trial, for worker logs."""
-    import storage
-    from tuner.worker import RunObserver
-
-    class LogObserver(RunObserver):
-        def trial_finished(self, row: storage.TrialResultData) -> None:
-            err.print(
-                f"{row.study_name} #{row.trial_number}: {row.state} ({row.stop_reason}) "
-                f"value={_fmt(row.value)} epochs={row.epochs_run} {row.duration_s:.1f}s",
-                highlight=False,
-            )
-
-    return LogObserver()

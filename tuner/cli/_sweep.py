@@ -74,9 +74,10 @@ def _embedded(
     top: int,
 ) -> tuple[SweepOutcome, Gates]:
     import storage
-    from tuner.cli._progress import ProgressObserver
+    from tuner.cli._progress import LogObserver, ProgressObserver
     from tuner.studies import find_study
     from tuner.sweep.embedded import run_embedded
+    from tuner.worker import RunObserver
 
     quiet_optuna()
     spec = parse_spec(definition, base_dir=base_dir)
@@ -87,7 +88,9 @@ def _embedded(
     finally:
         db.dispose()
     with progress_bar() as progress:
-        observer = ProgressObserver(progress, spec.budget.max_epochs, spec.resolved_direction)
+        observer: RunObserver = LogObserver()
+        if console.is_terminal:
+            observer = ProgressObserver(progress, spec.budget.max_epochs, spec.resolved_direction)
         outcome = run_embedded(spec, database_url=db_url, device=device, observer=observer, top=top)
     return outcome, gates
 

@@ -36,6 +36,12 @@ def _done(db: storage.Database, name: str) -> int:
         return storage.count_runs_by_state(session, name).get("done", 0)
 
 
+def _best(db: storage.Database, name: str) -> float | None:
+    with db.session() as session:
+        best = storage.list_trial_results(session, name, state="complete", limit=1)
+    return best[0].value if best else None
+
+
 def run_study(
     spec: StudySpec,
     *,
@@ -74,7 +80,7 @@ def run_study(
     try:
         db.upgrade()
         ensure_study(db, spec, target, accept_changes=accept_changes)
-        observer.study_started(spec.name, _done(db, spec.name), target)
+        observer.study_started(spec.name, _done(db, spec.name), target, _best(db, spec.name))
         timeout = spec.budget.timeout_s
         config = WorkerConfig(
             device=str(dev),

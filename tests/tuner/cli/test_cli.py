@@ -39,12 +39,12 @@ def test_run_then_rerun_then_results(spec_file: Path, tmp_path: Path) -> None:
     runner = CliRunner()
     first = runner.invoke(app, ["run", str(spec_file), "--database-url", url])
     assert first.exit_code == 0, first.output
-    assert "3/3" in first.output and "best per initializer" in first.output
+    assert "top 3 of 3 trials" in first.output and "best per initializer" in first.output
     assert "kaiming_normal" in first.output or "xavier_uniform" in first.output
     again = runner.invoke(app, ["run", str(spec_file), "--database-url", url])
     assert again.exit_code == 0 and "already finished" in again.output
     more = runner.invoke(app, ["run", str(spec_file), "--database-url", url, "--n-trials", "4"])
-    assert more.exit_code == 0 and "4/4" in more.output
+    assert more.exit_code == 0 and "top 4 of 4 trials" in more.output
     shown = runner.invoke(app, ["results", "cli-study", "--database-url", url])
     assert shown.exit_code == 0 and "top 4 of 4 trials" in shown.output
 
@@ -57,7 +57,7 @@ def test_run_in_fast_populations_on_two_slots_of_given_threads(
     args += ["--fast", "--population", "2", "--slots", "2", "--threads", "1"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
-    assert "4/4" in result.output
+    assert "top 4 of 4 trials" in result.output
     with sqlite3.connect(tmp_path / "slots.db") as connection:
         manifests = [
             json.loads(m)
@@ -102,6 +102,8 @@ def test_unknown_study_exits_1(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     url = f"sqlite:///{tmp_path / 'y.db'}"
+    assert _main(["migrate", "--database-url", url], monkeypatch) == 0
+    capsys.readouterr()
     assert _main(["results", "nope", "--database-url", url], monkeypatch) == 1
     assert "no study named 'nope'" in capsys.readouterr().err
 
@@ -151,3 +153,56 @@ def test_database_passwords_never_appear_in_output(
     )
     message = str(bad.exception)  # main() prints it as the one error line
     assert secret not in message and "u:***@h/d" in message
+
+
+def test_off_a_terminal_each_trial_is_one_timestamped_line(spec_file: Path, tmp_path: Path) -> None:
+    """CI logs and `docker logs` see every trial as it ends; a resume starts from the
+    study's best so far, not this run's."""
+    import re
+
+    url = f"sqlite:///{tmp_path / 'log.db'}"
+    first = CliRunner().invoke(app, ["run", str(spec_file), "--database-url", url])
+    assert first.exit_code == 0, first.output
+    stamp = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ"
+    trials = re.findall(rf"^{stamp} cli-study #(\d+): complete .*initializer=", first.output, re.M)
+    assert sorted(map(int, trials)) == [0, 1, 2]
+    assert re.search(rf"^{stamp} study cli-study: 0/3 trials finished, best —$", first.output, re.M)
+    more = CliRunner().invoke(
+        app, ["run", str(spec_file), "--database-url", url, "--n-trials", "4"]
+    )
+    best = re.search(r"study cli-study: 3/4 trials finished, best (\S+)", more.output)
+    assert best is not None and best.group(1) != "—"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["results", "nothing"],
+        ["status", "nothing"],
+        ["replay", "nothing", "0"],
+        ["report", "nothing", "-o", "r.html"],
+    ],
+)
+def test_read_only_commands_never_create_a_database(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("TUNER_DATABASE_URL", raising=False)
+    assert _main(args, monkeypatch) == 1
+    assert not (tmp_path / "tuner.db").exists()
+
+
+def test_log_level_turns_on_timestamped_engine_logs(spec_file: Path, tmp_path: Path) -> None:
+    script = Path(sys.executable).with_name("tuner")
+    url = f"sqlite:///{tmp_path / 'll.db'}"
+    ok = subprocess.run(
+        [script, "--log-level", "info", "migrate", "--database-url", url],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert ok.returncode == 0, ok.stderr
+    assert "INFO" in ok.stderr and "T" in ok.stderr.split()[0]
+    bad = subprocess.run(
+        [script, "--log-level", "loud", "migrate", "--database-url", url],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert bad.returncode == 2 and "loud" in bad.stderr
