@@ -41,14 +41,20 @@ async def _conflict(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": str(exc)}, status_code=409)
 
 
-async def _storage_error(request: Request, exc: Exception) -> JSONResponse:
+async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
     # The driver's text may name hosts and tables: it goes to the log, not to the client.
-    log.warning("storage error on %s %s: %s", request.method, request.url.path, exc)
+    log.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc)
     return JSONResponse(
-        {"detail": "the database is unavailable or refused the request; try again later"},
+        {"detail": "the database is unavailable; try again later"},
         status_code=503,
         headers={"Retry-After": "5"},
     )
+
+
+async def _storage_error(request: Request, exc: Exception) -> JSONResponse:
+    # Not an outage: a bug to fix, not a reason for the client to retry.
+    log.error("storage error on %s %s: %s", request.method, request.url.path, exc)
+    return JSONResponse({"detail": "the database refused the request"}, status_code=500)
 
 
 def add_exception_handlers(app: FastAPI) -> None:
@@ -58,4 +64,5 @@ def add_exception_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StudyStateError, _conflict)
     app.add_exception_handler(storage.StudyNotFoundError, _not_found)
     app.add_exception_handler(storage.StudyExistsError, _conflict)
+    app.add_exception_handler(storage.DatabaseUnavailable, _unavailable)
     app.add_exception_handler(storage.StorageError, _storage_error)

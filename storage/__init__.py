@@ -26,6 +26,7 @@ from storage._details import (
 )
 from storage._errors import (
     ConstraintViolationError,
+    DatabaseUnavailable,
     StorageError,
     StudyExistsError,
     StudyNotFoundError,
@@ -106,6 +107,7 @@ __all__ = [
     "Claim",
     "ConstraintViolationError",
     "Database",
+    "DatabaseUnavailable",
     "DepthProfile",
     "InitializerSummary",
     "LayerDiagnostic",

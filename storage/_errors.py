@@ -24,6 +24,11 @@ class StorageError(Exception):
     """Root of every error the storage package raises."""
 
 
+class DatabaseUnavailable(StorageError):
+    """The database cannot be reached right now (down, restarting, a dropped connection, a
+    busy SQLite file): worth retrying. Any other :class:`StorageError` is not an outage."""
+
+
 class StudyExistsError(StorageError):
     """A study with this name already exists."""
 
@@ -61,6 +66,10 @@ def translate(exc: BaseException) -> StorageError:
     detail = detail.strip().splitlines()[0] if detail.strip() else type(exc).__name__
     if isinstance(exc, sqlalchemy.exc.IntegrityError):
         return ConstraintViolationError(f"constraint violated: {detail}")
+    if getattr(exc, "connection_invalidated", False) or isinstance(
+        exc, sqlalchemy.exc.OperationalError | sqlalchemy.exc.InterfaceError
+    ):
+        return DatabaseUnavailable(f"database unavailable ({type(exc).__name__}): {detail}")
     return StorageError(f"database error ({type(exc).__name__}): {detail}")
 
 

@@ -174,12 +174,17 @@ def reap_lost_runs(
 
 
 @translate_errors
-def release_runs(session: Session, worker: str) -> list[LostRun]:
-    """The runs ``worker`` still holds as it stops, taken as a reaper takes lost runs
-    (``retried``, unsettled) for the worker itself to settle: handed back, none left running."""
+def release_runs(
+    session: Session, worker: str, run_ids: Iterable[int] | None = None
+) -> list[LostRun]:
+    """The runs ``worker`` still holds (these ``run_ids``, or all as it stops), taken as a
+    reaper takes lost runs (``retried``, unsettled) for the worker itself to settle."""
+    mine = sa.and_(TrialRun.state == "running", TrialRun.worker == worker)
+    if run_ids is not None:
+        mine = sa.and_(mine, TrialRun.id.in_(list(run_ids)))
     rows = session.execute(
         sa.update(TrialRun)
-        .where(TrialRun.state == "running", TrialRun.worker == worker)
+        .where(mine)
         .values(state="retried", heartbeat_at=utcnow(), finished_at=None)
         .returning(
             TrialRun.id,

@@ -14,13 +14,18 @@ import logging
 import optuna
 
 import storage
+from tuner.worker._outage import is_outage
 
 log = logging.getLogger("tuner.worker")
 
 
 def study_cannot_run(exc: BaseException) -> bool:
     """Whether ``exc`` is the study's problem (not an outage, not an interrupt)."""
-    return isinstance(exc, Exception) and not isinstance(exc, storage.StorageError)
+    return (
+        isinstance(exc, Exception)
+        and not isinstance(exc, storage.StorageError)
+        and not is_outage(exc)
+    )
 
 
 def fail_study(db: storage.Database, name: str, exc: BaseException) -> None:

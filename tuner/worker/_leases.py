@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 import storage
@@ -87,15 +88,12 @@ class Leases:
         except storage.StorageError:
             return False  # cannot tell now; the grace rule above decides in time
 
-    def release(self) -> None:
-        """Hand back whatever this worker still holds as it stops (claimed, not trained)."""
-        try:
-            with self.db.session() as session:
-                held = storage.release_runs(session, self.worker)
-            for run in held:
-                settle_lost_run(self.db, run, grace=self.grace, handed_back=True)
-        except storage.StorageError as exc:  # the reaper settles them once the lease runs out
-            log.warning("handing back runs at exit failed: %s", exc)
+    def release(self, run_ids: Sequence[int] | None = None) -> None:
+        """Hand back the runs this worker still holds (``run_ids``, or all as it stops)."""
+        with self.db.session() as session:
+            held = storage.release_runs(session, self.worker, run_ids)
+        for run in held:
+            settle_lost_run(self.db, run, grace=self.grace, handed_back=True)
 
     def reap(self) -> None:
         """Fail, record and retry the runs whose lease ran out (at most once an interval)."""

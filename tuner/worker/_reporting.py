@@ -12,6 +12,7 @@ last refresh.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,6 +24,9 @@ from optuna.distributions import BaseDistribution
 from optuna.trial import FrozenTrial, TrialState
 
 import storage
+from tuner.worker._outage import is_outage
+
+log = logging.getLogger("tuner.worker")
 
 
 @dataclass(frozen=True)
@@ -109,9 +113,23 @@ class EpochReporter:
         self._frozen.intermediate_values[step] = value
         self._pending[step] = value
         if time.monotonic() - self._flushed_at > self.refresh_s:
-            self.flush()
-            self._snapshot.refresh()
+            self._refresh()
         return bool(self.study.pruner.prune(self._snapshot, self._frozen))  # type: ignore[arg-type]
+
+    def _refresh(self) -> None:
+        """Store the pending values and re-read the study; while the database is away, train
+        on (values kept for the next write, pruning against the last snapshot)."""
+        pending = self.take_pending()
+        try:
+            if pending:
+                with self.db.session() as session:
+                    storage.write_intermediate_values(session, self.trial.trial_id, pending)
+            self._snapshot.refresh()
+        except Exception as exc:
+            if not is_outage(exc):
+                raise
+            self._pending = {**pending, **self._pending}
+            log.warning("trial %d: epoch reports wait for the database: %s", self.trial.number, exc)
 
     def flush(self) -> None:
         """Write the values not yet stored (one transaction)."""

@@ -16,6 +16,7 @@ the :class:`~tuner.worker._executor.Executor` (the training), and
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import socket
@@ -26,13 +27,14 @@ from tuner.population import Member, PopulationConfig
 from tuner.tasks import Task
 from tuner.training import TrialOutcome, intra_op_threads, resolve_device
 from tuner.worker import _assembly
-from tuner.worker._assembly import Assembly
+from tuner.worker._assembly import Assembly, Job
 from tuner.worker._claims import Claims
 from tuner.worker._config import WorkerConfig, slot_threads
 from tuner.worker._executor import Executor
 from tuner.worker._isolation import fail_study, study_cannot_run
 from tuner.worker._leases import Leases
 from tuner.worker._observer import RunObserver
+from tuner.worker._outage import is_outage, while_unavailable
 from tuner.worker._recording import Recorder
 from tuner.worker._rows import worker_id
 
@@ -107,10 +109,16 @@ class Worker:
                 self._run_slots()
         finally:
             self._stop.set()
-            self._leases.release()  # an interrupt between claim and training left runs held
+            try:  # an interrupt between claim and training left runs held: hand them back
+                self._leases.release()
+            except storage.StorageError as exc:  # the reaper settles them after the grace
+                log.warning("handing back runs at exit failed: %s", exc)
             self._leases.close()
-            with self.db.session() as session:
-                storage.stop_worker(session, self.name)
+            try:
+                with self.db.session() as session:
+                    storage.stop_worker(session, self.name)
+            except storage.StorageError as exc:  # its heartbeat goes stale: it reads as gone
+                log.warning("could not mark the worker stopped: %s", exc)
         return self.ran
 
     def _run_slots(self) -> None:
@@ -142,7 +150,9 @@ class Worker:
             try:
                 self._leases.reap()
                 claim = self._claims.claim()
-            except storage.StorageError as exc:  # the database is away: wait, try again
+            except Exception as exc:  # the database is away: wait, try again
+                if not (isinstance(exc, storage.StorageError) or is_outage(exc)):
+                    raise
                 log.warning("claim failed: %s", exc)
                 self._stop.wait(self.config.poll_interval)
                 continue
@@ -151,13 +161,20 @@ class Worker:
                     return
                 self._stop.wait(self.config.poll_interval)
                 continue
+            held = [claim.run_id]
             try:
                 claims = self._claims.claim_more(claim)
+                held = [c.run_id for c in claims]
                 if len(claims) > 1:
                     self._run_population(claims)
                 else:
                     self._run(claim)
             except Exception as exc:
+                if is_outage(exc):  # mid-job: its runs go back once the database is up
+                    log.warning("the database went away during a trial: %s", exc)
+                    release = functools.partial(self._leases.release, held)
+                    while_unavailable(release, stop=self._stop, what="handing back")
+                    continue
                 if not study_cannot_run(exc):
                     raise
                 fail_study(self.db, claim.study_name, exc)
@@ -174,7 +191,7 @@ class Worker:
 
         def record(i: int, outcome: TrialOutcome) -> None:
             finished[i] = True
-            self._recorder.finish(jobs[i], outcome)
+            self._finish(jobs[i], outcome)
 
         assert ctx.data is not None, "populations train only tasks of the built-in loop"
         try:
@@ -215,4 +232,9 @@ class Worker:
             job.reporter.flush()
             self._recorder.hand_back(claim, job.study, job.reporter.trial, job.root, "interrupted")
             raise
-        self._recorder.finish(job, outcome)
+        self._finish(job, outcome)
+
+    def _finish(self, job: Job, outcome: TrialOutcome) -> None:
+        """Record a trained job; while the database is away, wait for it (the result is kept)."""
+        record = functools.partial(self._recorder.finish, job, outcome)
+        while_unavailable(record, stop=self._stop, what=f"recording trial {job.claim.run_id}")
