@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -242,3 +243,70 @@ def serving(
             yield server
         finally:
             server.stop()
+
+
+# --------------------------------------------------------------------------- a private cluster
+
+
+@dataclasses.dataclass
+class PrivatePostgres:
+    """A PostgreSQL cluster of the test's own (``initdb`` + ``pg_ctl`` as ``nobody``, on its
+    own port under a temporary folder): one a test may stop, restart and kill."""
+
+    data: Path
+    port: int
+    bindir: Path
+
+    @property
+    def url(self) -> str:
+        return f"postgresql+psycopg://postgres@{LOOPBACK}:{self.port}/postgres"
+
+    def _ctl(self, *args: str) -> None:
+        subprocess.run(
+            ["runuser", "-u", "nobody", "--", str(self.bindir / "pg_ctl"), "-D", str(self.data),
+             *args],
+            check=True, capture_output=True, timeout=120,
+        )  # fmt: skip
+
+    def start(self) -> None:
+        options = f"-p {self.port} -k {self.data} -c listen_addresses={LOOPBACK} -c fsync=off"
+        self._ctl("-o", options, "-l", str(self.data / "server.log"), "-w", "start")
+
+    def stop(self) -> None:
+        self._ctl("-m", "fast", "-w", "stop")
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+
+def postgres_bindir() -> Path | None:
+    """Where ``initdb`` and ``pg_ctl`` are (Debian keeps them off the PATH), if anywhere."""
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+    return found[-1].parent if found else None
+
+
+@contextlib.contextmanager
+def private_postgres() -> Iterator[PrivatePostgres]:
+    """A started private cluster, removed afterwards; needs root (to run as ``nobody``)."""
+    bindir = postgres_bindir()
+    if bindir is None or os.geteuid() != 0:
+        raise PostgresUnavailable("initdb and root are needed for a private cluster")
+    home = Path(tempfile.mkdtemp(prefix="tuner-pg-", dir="/tmp"))
+    home.chmod(0o755)
+    data = home / "data"
+    data.mkdir()
+    shutil.chown(data, "nobody")
+    initdb = [str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres"]
+    subprocess.run(
+        ["runuser", "-u", "nobody", "--", *initdb, "--no-sync", "-E", "UTF8"],
+        check=True, capture_output=True, timeout=120,
+    )  # fmt: skip
+    cluster = PrivatePostgres(data, free_port(), bindir)
+    cluster.start()
+    try:
+        yield cluster
+    finally:
+        with contextlib.suppress(subprocess.SubprocessError):
+            cluster.stop()
+        shutil.rmtree(home, ignore_errors=True)
