@@ -25,16 +25,16 @@ RUN pip install --index-url "${TORCH_INDEX_URL}" torch==2.13.0
 # 2. The project's other dependencies, read from pyproject.toml alone: this layer is rebuilt
 #    only when pyproject.toml changes, not on every source edit (setuptools' package discovery
 #    needs the sources, so the project itself is installed in step 3).
-COPY pyproject.toml /tmp/pyproject.toml
+COPY pyproject.toml constraints.txt /tmp/
 RUN python -c "import tomllib; p = tomllib.load(open('/tmp/pyproject.toml', 'rb'))['project']; extras = p['optional-dependencies']; print('\n'.join(d for d in p['dependencies'] + extras['engine'] + extras['service'] if not d.startswith('init-tuner')))" \
         > /tmp/requirements.txt \
-    && pip install -r /tmp/requirements.txt \
+    && pip install -c /tmp/constraints.txt -r /tmp/requirements.txt \
     && python -c "import torch; assert torch.__version__.startswith('2.13.0'), torch.__version__" \
     && rm /tmp/requirements.txt /tmp/pyproject.toml
 
 # 3. The project (tuner, api, storage and the Alembic migrations as package data).
 COPY . /tmp/src
-RUN pip install '/tmp/src[service]' \
+RUN pip install -c /tmp/src/constraints.txt '/tmp/src[service]' \
     && rm -rf /tmp/src \
     && python -c "import torch; assert torch.__version__.startswith('2.13.0'), torch.__version__"
 

@@ -65,9 +65,13 @@ def test_steps_install_cpu_torch_compare_with_the_last_run_and_keep_the_results(
     steps = _steps()
     uses = [step.get("uses", "").split("@")[0] for step in steps]
     assert uses[:2] == ["actions/checkout", "actions/setup-python"]
-    install = steps[_index(lambda s: "pip install -e '.[engine]'" in s.get("run", ""))]["run"]
+    install = steps[
+        _index(lambda s: "pip install -c constraints.txt -e '.[engine]'" in s.get("run", ""))
+    ]["run"]
     assert "pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu" in install
-    assert install.index("torch==2.13.0") < install.index("pip install -e '.[engine]'")
+    assert install.index("torch==2.13.0") < install.index(
+        "pip install -c constraints.txt -e '.[engine]'"
+    )
 
     download = _index(lambda s: "download-artifact" in s.get("uses", ""))
     run = _index(lambda s: "tuner sweep" in s.get("run", ""))

