@@ -12,10 +12,12 @@ from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
 import storage
+import tuner
 from api.config import Settings, get_settings
 from api.dashboard import DashboardApp
 from api.deps import Authorized
 from api.errors import add_exception_handlers
+from api.limits import BodyLimit
 from api.metrics import make_registry
 from api.routes import ops, preflight, report, studies, trials, workers
 from api.summary import ImportanceCache
@@ -69,11 +71,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(
         title="init-tuner",
         summary="Hyperparameter tuning with weight initialization as a search dimension",
-        version="0.1.0",
+        version=tuner.__version__,
         lifespan=lifespan,
     )
 
     app.state.settings = settings  # what SettingsDep answers
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     add_exception_handlers(app)
     app.include_router(ops.router)
     for router in (studies.router, trials.router, report.router, workers.router, preflight.router):

@@ -40,6 +40,9 @@ class Settings(BaseSettings):
         description="folder that dataset and pretrained paths in submitted studies must stay "
         "in; unset: submissions over REST may name no files",
     )
+    max_body_bytes: int = Field(
+        1_048_576, ge=1024, description="the largest request body accepted (413 beyond)"
+    )
     trials_threads: int = Field(
         1,
         ge=1,
