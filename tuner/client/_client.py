@@ -19,6 +19,7 @@ from tuner.client._models import (
     StudyPage,
     Summary,
     Trial,
+    TrialDetail,
     TrialPage,
     WorkerList,
 )
@@ -198,9 +199,10 @@ class TunerClient:
             if not page.items or offset >= page.total:
                 return
 
-    def trial(self, name: str, number: int) -> Trial:
-        """One finished trial (:class:`NotFound` if it has not finished)."""
-        return self._call("GET", f"/v1/studies/{_quote(name)}/trials/{number}", Trial)
+    def trial(self, name: str, number: int) -> TrialDetail:
+        """One finished trial with its manifest, t=0 diagnostics and replicates
+        (:class:`NotFound` if it has not finished)."""
+        return self._call("GET", f"/v1/studies/{_quote(name)}/trials/{number}", TrialDetail)
 
     def best(self, name: str) -> Trial:
         """The best complete trial so far (:class:`NotFound` when there is none yet)."""

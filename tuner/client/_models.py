@@ -47,6 +47,59 @@ class Trial(_Model):
     error: str | None = None
 
 
+class LayerDiagnostics(_Model):
+    """One layer's signal at initialization (t=0), first layer first."""
+
+    index: int
+    name: str
+    kind: str
+    fan_in: int
+    fan_out: int
+    act_mean: float
+    act_std: float
+    preact_std: float
+    dead_frac: float | None = None
+    saturated_frac: float | None = None
+    weight_std: float
+    grad_std: float
+
+
+class Replicate(_Model):
+    """One seed pair's run of a trial trained with replicates."""
+
+    replicate: int
+    init_seed: int
+    data_seed: int
+    value: float | None
+    best_value: float | None
+    best_epoch: int | None
+    epochs_run: int
+
+
+class TrialDetail(Trial):
+    """A trial with what it ran under and its signal at t=0 (``GET .../trials/{number}``)."""
+
+    n_replicates: int = 1
+    value_std: float | None = None
+    manifest: dict[str, Any] | None = None
+    diagnostics: list[LayerDiagnostics] = Field(default_factory=list)
+    replicates: list[Replicate] = Field(default_factory=list)
+
+
+class DepthProfile(_Model):
+    """Mean t=0 signal per layer depth of one initializer's trials."""
+
+    initializer: str
+    layer_index: int
+    n_trials: int
+    act_std: float | None = None
+    preact_std: float | None = None
+    grad_std: float | None = None
+    weight_std: float | None = None
+    dead_frac: float | None = None
+    saturated_frac: float | None = None
+
+
 class TrialCounts(_Model):
     """Trials of a study by state: finished ones (results) and live ones (runs)."""
 
@@ -127,6 +180,7 @@ class Summary(_Model):
     initializers: list[InitializerStats]  # best initializer first
     importances: dict[str, float] | None = None
     importances_note: str | None = None
+    diagnostics: list[DepthProfile] = Field(default_factory=list)
 
 
 class CurrentTrial(_Model):

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import csv
 import functools
-from importlib import resources
 from dataclasses import dataclass, replace
+from importlib import resources
 from pathlib import Path
 from typing import Any
 

@@ -76,7 +76,10 @@ def test_submit_wait_and_read_everything_back(client: TunerClient) -> None:
     assert isinstance(best.started_at, datetime.datetime) and best.value is not None
     assert best.value >= (page.items[1].value or 0.0)  # best first
     assert client.best("c-run") == best == done.best
-    assert client.trial("c-run", best.trial_number) == best
+    detail = client.trial("c-run", best.trial_number)
+    assert Trial.model_validate(detail.model_dump(include=set(Trial.model_fields))) == best
+    assert detail.manifest is not None and detail.manifest["seeds"]  # what it ran under
+    assert detail.diagnostics and detail.diagnostics[0].index == 0  # its t=0 signal
     assert [t.trial_number for t in client.iter_trials("c-run", page_size=1)] == [0, 1]
     assert client.trials("c-run", initializer="he_normal").total == sum(
         t.initializer == "kaiming_normal" for t in page.items
