@@ -27,3 +27,20 @@ def test_readme_opens_with_exactly_two_commands() -> None:
 def test_ci_runs_the_readmes_test_command() -> None:
     ci = (ROOT / ".ci" / "run").read_text().splitlines()
     assert _readme_commands()[1] in ci
+
+
+def test_the_readmes_invalid_definition_example_prints_what_it_shows(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    text = (ROOT / "README.md").read_text()
+    example = re.search(
+        r"```yaml\n# bad\.yaml\n(.*?)```\n\n```\n\$ tuner run bad\.yaml\n(.*?)```", text, re.S
+    )
+    assert example, "the README shows bad.yaml and what tuner run prints for it"
+    (tmp_path / "bad.yaml").write_text(example.group(1))
+    script = Path(sys.executable).with_name("tuner")
+    run = subprocess.run([script, "run", "bad.yaml"], cwd=tmp_path, capture_output=True, text=True)
+    assert run.returncode == 2
+    assert run.stderr == example.group(2)
+    assert not (tmp_path / "tuner.db").exists()  # nothing written
