@@ -8,6 +8,7 @@ in the ``tuner_token`` cookie, set by visiting ``/dashboard?token=...`` once.
 """
 
 import json
+import re
 import threading
 import urllib.parse
 from collections.abc import Callable
@@ -25,6 +26,10 @@ from api.config import Settings
 #: The path prefixes optuna-dashboard serves; anything else under the root is a 404.
 _PREFIXES = ("/dashboard", "/api/", "/static/", "/csv/")
 _PATHS = ("/", "/favicon.ico")
+
+
+#: The dashboard's own "delete this study" (and its trials) routes.
+_STUDY_DELETE = re.compile(r"^/api/studies/\d+/?$")
 
 
 class DashboardApp:
@@ -68,6 +73,12 @@ class DashboardApp:
                 extra = CHALLENGE if exc.status == 401 else {}
                 await _json(send, exc.status, {"detail": detail}, extra)
                 return
+        if scope["method"] == "DELETE" and _STUDY_DELETE.match(path):
+            # Optuna's tables alone would lose the study under the tuner's feet (its runs,
+            # results and workers are in the tuner_ tables): refused, not half-done.
+            detail = "delete studies with the tuner, not the dashboard: its runs live elsewhere"
+            await _json(send, 405, {"detail": detail}, {"allow": "GET, POST, PUT, PATCH"})
+            return
         try:
             app = self._app if self._app is not None else await run_in_threadpool(self._dashboard)
         except storage.StorageError:

@@ -123,6 +123,19 @@ def test_dashboard_reads_the_same_database(client: TestClient) -> None:
     assert client.get("/nowhere").status_code == 404
 
 
+def test_deleting_a_study_from_the_dashboard_is_refused(client: TestClient) -> None:
+    """Optuna's rows alone would go, leaving the tuner's runs and results orphaned (and
+    workers meeting a study that does not exist): refused, nothing half-deleted."""
+    assert client.post("/v1/studies", json=small_spec("kept")).status_code == 201
+    (summary,) = client.get("/api/studies").json()["study_summaries"]
+    refused = client.delete(f"/api/studies/{summary['study_id']}")
+    assert refused.status_code == 405 and "delete studies with the tuner" in refused.text
+    assert [s["study_name"] for s in client.get("/api/studies").json()["study_summaries"]] == [
+        "kept"
+    ]
+    assert client.get("/v1/studies/kept").status_code == 200
+
+
 def test_dashboard_needs_a_token_and_writes_need_admin(guarded: TestClient) -> None:
     assert guarded.get("/api/studies").status_code == 401
     assert guarded.get("/dashboard").status_code == 401
