@@ -15,7 +15,7 @@ import storage
 import tuner
 from api.config import Settings, get_settings
 from api.dashboard import DashboardApp
-from api.deps import Authorized
+from api.deps import COMMON_RESPONSES, Authorized
 from api.errors import add_exception_handlers
 from api.limits import BodyLimit
 from api.metrics import make_registry
@@ -80,7 +80,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     add_exception_handlers(app)
     app.include_router(ops.router)
     for router in (studies.router, trials.router, report.router, workers.router, preflight.router):
-        app.include_router(router, prefix=API_PREFIX, dependencies=[Authorized])
+        app.include_router(
+            router, prefix=API_PREFIX, dependencies=[Authorized], responses=COMMON_RESPONSES
+        )
     _document_study_body(app)
     if settings.dashboard:
         app.mount("/", DashboardApp(settings, lambda: app.state.db), name="dashboard")

@@ -4,7 +4,7 @@ The cheap ones are ``async`` so FastAPI resolves them without a thread-pool hop.
 """
 
 from collections.abc import Iterator
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 import storage
 from api.auth import CHALLENGE, Denied, check_access
 from api.config import Settings, TokenKind
+from api.schemas import Message
 
 bearer_scheme = HTTPBearer(
     auto_error=False,
@@ -65,3 +66,11 @@ async def authorize(
 
 
 Authorized = Depends(authorize)
+
+#: What every authenticated route may answer besides its own (documented in the OpenAPI).
+COMMON_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"model": Message, "description": "no token, or an unknown one (when auth is on)"},
+    403: {"model": Message, "description": "a read token asked to change something"},
+    413: {"model": Message, "description": "the request body is over the limit"},
+    503: {"model": Message, "description": "the database is unavailable; retry later"},
+}

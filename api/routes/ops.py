@@ -8,7 +8,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.concurrency import run_in_threadpool
 
 import storage
-from api.deps import Authorized, DatabaseDep
+from api.deps import COMMON_RESPONSES, Authorized, DatabaseDep
 from api.schemas import Health, Readiness
 from tuner.spec import INITIALIZERS
 
@@ -51,7 +51,10 @@ def readyz(request: Request, db: DatabaseDep) -> Response:
     "/metrics",
     dependencies=[Authorized],
     response_class=Response,
-    responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus text"}},
+    responses={
+        200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus text"},
+        **COMMON_RESPONSES,
+    },
 )
 async def metrics(request: Request) -> Response:
     """Prometheus metrics: trials by study and state, queue depth, durations, workers."""

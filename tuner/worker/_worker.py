@@ -21,6 +21,7 @@ import logging
 import os
 import socket
 import threading
+import time
 
 import storage
 from tuner.population import Member, PopulationConfig
@@ -109,10 +110,7 @@ class Worker:
                 self._run_slots()
         finally:
             self._stop.set()
-            try:  # an interrupt between claim and training left runs held: hand them back
-                self._leases.release()
-            except storage.StorageError as exc:  # the reaper settles them after the grace
-                log.warning("handing back runs at exit failed: %s", exc)
+            self._release_at_exit()
             self._leases.close()
             try:
                 with self.db.session() as session:
@@ -120,6 +118,22 @@ class Worker:
             except storage.StorageError as exc:  # its heartbeat goes stale: it reads as gone
                 log.warning("could not mark the worker stopped: %s", exc)
         return self.ran
+
+    def _release_at_exit(self, attempts: int = 5) -> None:
+        """Hand back what an interrupt left held (claimed, not trained or not recorded).
+
+        A few tries: an interrupt can leave the database busy for a moment (SQLite's lock
+        of a write it cut short). Past them, the reaper settles the runs after the grace.
+        """
+        for attempt in range(attempts):
+            try:
+                self._leases.release()
+                return
+            except Exception as exc:
+                if not (isinstance(exc, storage.StorageError) or is_outage(exc)):
+                    raise
+                log.warning("handing back runs at exit failed (try %d): %s", attempt + 1, exc)
+                time.sleep(0.2 * 2**attempt)
 
     def _run_slots(self) -> None:
         if self.config.slots == 1:

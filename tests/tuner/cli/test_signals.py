@@ -59,6 +59,6 @@ def test_a_signal_hands_the_trial_back_and_says_how_to_resume(
             proc.kill()
     assert proc.returncode == 130, stderr
     assert f"Resume with: tuner run {spec} --database-url {url}" in " ".join(stderr.split())
-    assert _running_runs(url) == 0
+    assert _running_runs(url) == 0, stderr
     study = optuna.load_study(study_name="sig", storage=url)
     assert not [t for t in study.trials if t.state == optuna.trial.TrialState.RUNNING]
