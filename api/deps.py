@@ -69,8 +69,12 @@ Authorized = Depends(authorize)
 
 #: What every authenticated route may answer besides its own (documented in the OpenAPI).
 COMMON_RESPONSES: dict[int | str, dict[str, Any]] = {
-    401: {"model": Message, "description": "no token, or an unknown one (when auth is on)"},
-    403: {"model": Message, "description": "a read token asked to change something"},
-    413: {"model": Message, "description": "the request body is over the limit"},
-    503: {"model": Message, "description": "the database is unavailable; retry later"},
+    code: {"model": Message, "description": why, "content": {"application/json": {}}}
+    for code, why in (
+        (400, "the body is not JSON"),
+        (401, "no token, or an unknown one (when auth is on)"),
+        (403, "a read token asked to change something"),
+        (413, "the request body is over the limit"),
+        (503, "the database is unavailable; retry later"),
+    )
 }

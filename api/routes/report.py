@@ -14,7 +14,7 @@ router = APIRouter(prefix="/studies", tags=["studies"])
 
 _RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"content": {"text/html": {}}, "description": "the report page"},
-    404: {"model": Message, "description": "no such study"},
+    404: {"model": Message, "description": "no such study", "content": {"application/json": {}}},
 }
 
 
