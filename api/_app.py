@@ -106,10 +106,32 @@ def _document_study_body(app: FastAPI) -> None:
             for name, definition in spec.pop("$defs", {}).items():
                 components.setdefault(name, definition)
             components["StudySpec"] = spec
-            body = schema["paths"][f"{API_PREFIX}/studies"]["post"]["requestBody"]
-            body["content"]["application/json"]["schema"] = {
-                "$ref": "#/components/schemas/StudySpec"
-            }
+            for route in ("studies", "preflight"):
+                body = schema["paths"][f"{API_PREFIX}/{route}"]["post"]["requestBody"]
+                body["content"]["application/json"]["schema"] = {
+                    "$ref": "#/components/schemas/StudySpec"
+                }
+            _link_study_routes(schema)
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+#: Where a created study leads: each per-study route, by the name the 201 answer carries.
+_STUDY_ROUTES = ("", "/trials", "/best", "/summary", "/report", "/cancel")
+
+
+def _link_study_routes(schema: dict[str, Any]) -> None:
+    """OpenAPI links from ``POST /v1/studies`` to every per-study route (``name`` from the
+    answer's body): clients and fuzzers can follow them to the study just created."""
+    paths = schema["paths"]
+    links: dict[str, Any] = {}
+    for suffix in _STUDY_ROUTES:
+        item = paths.get(f"{API_PREFIX}/studies/{{name}}{suffix}", {})
+        for operation in item.values():
+            links[operation["operationId"]] = {
+                "operationId": operation["operationId"],
+                "parameters": {"name": "$response.body#/name"},
+            }
+    created = paths[f"{API_PREFIX}/studies"]["post"]["responses"]["201"]
+    created["links"] = links
