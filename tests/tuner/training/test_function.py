@@ -282,3 +282,22 @@ def test_leaderboards_reports_and_optuna_show_the_tasks_own_names(
     assert "<th>width</th>" in html and "<th>dropout</th>" in html and "val_error" in html
     study = optuna.load_study(study_name="own-show", storage=sqlite_url)
     assert study.metric_names == ["val_error"]
+
+
+def test_tuner_run_trains_a_function_task_and_shows_its_metric(tmp_path: Any) -> None:
+    spec = tmp_path / "own.yaml"
+    spec.write_text(
+        "name: own-cli\n"
+        "task: {plugin: own-loop}\n"
+        "metric: val_error\n"
+        "direction: minimize\n"
+        "search: {initializer: [orthogonal, xavier_uniform], lr: 0.1, batch_size: 128,\n"
+        "         width: [16, 32]}\n"
+        "budget: {n_trials: 2, max_epochs: 2}\n"
+        "pruner: none\n"
+    )
+    url = f"sqlite:///{tmp_path / 'own.db'}"
+    result = CliRunner().invoke(app, ["run", str(spec), "--database-url", url])
+    assert result.exit_code == 0, result.output
+    assert "top 2 of 2 trials (val_error, minimize)" in result.output
+    assert "width" in result.output
