@@ -137,6 +137,17 @@ def running_workers(session: Session) -> set[str]:
     return {w for w in session.scalars(stmt) if w}
 
 
+#: What a taken run is returned as, in :class:`LostRun`'s order.
+_LOST_COLUMNS = (
+    TrialRun.id,
+    TrialRun.study_name,
+    TrialRun.trial_number,
+    TrialRun.attempt,
+    TrialRun.retry_of,
+    TrialRun.worker,
+)
+
+
 @translate_errors
 def reap_lost_runs(
     session: Session, *, stale_before: datetime.datetime, dead_workers: Iterable[str] = ()
@@ -159,18 +170,9 @@ def reap_lost_runs(
         sa.update(TrialRun)
         .where(sa.or_(sa.and_(TrialRun.state == "running", lost), unsettled))
         .values(state="retried", heartbeat_at=utcnow(), finished_at=None)
-        .returning(
-            TrialRun.id,
-            TrialRun.study_name,
-            TrialRun.trial_number,
-            TrialRun.attempt,
-            TrialRun.retry_of,
-            TrialRun.worker,
-        )
+        .returning(*_LOST_COLUMNS)
     ).all()
-    return [
-        LostRun(r.id, r.study_name, r.trial_number, r.attempt, r.retry_of, r.worker) for r in rows
-    ]
+    return [LostRun(*row) for row in rows]
 
 
 @translate_errors
@@ -186,18 +188,9 @@ def release_runs(
         sa.update(TrialRun)
         .where(mine)
         .values(state="retried", heartbeat_at=utcnow(), finished_at=None)
-        .returning(
-            TrialRun.id,
-            TrialRun.study_name,
-            TrialRun.trial_number,
-            TrialRun.attempt,
-            TrialRun.retry_of,
-            TrialRun.worker,
-        )
+        .returning(*_LOST_COLUMNS)
     ).all()
-    return [
-        LostRun(r.id, r.study_name, r.trial_number, r.attempt, r.retry_of, r.worker) for r in rows
-    ]
+    return [LostRun(*row) for row in rows]
 
 
 @translate_errors
