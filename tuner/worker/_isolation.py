@@ -19,13 +19,15 @@ from tuner.worker._outage import is_outage
 log = logging.getLogger("tuner.worker")
 
 
-def study_cannot_run(exc: BaseException) -> bool:
-    """Whether ``exc`` is the study's problem (not an outage, not an interrupt)."""
-    return (
-        isinstance(exc, Exception)
-        and not isinstance(exc, storage.StorageError)
-        and not is_outage(exc)
-    )
+def study_cannot_run(exc: BaseException, *, storage_errors: bool = False) -> bool:
+    """Whether ``exc`` is the study's problem: anything but an outage or an interrupt.
+
+    A storage error that is no outage counts only where the study's own values met the
+    database (``storage_errors``: running its job); a reaper's storage errors are its own.
+    """
+    if not isinstance(exc, Exception) or is_outage(exc):
+        return False
+    return storage_errors or not isinstance(exc, storage.StorageError)
 
 
 def fail_study(db: storage.Database, name: str, exc: BaseException) -> None:

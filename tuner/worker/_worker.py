@@ -171,7 +171,10 @@ class Worker:
                 self._stop.wait(self.config.poll_interval)
                 continue
             if claim is None:
-                if self.config.exit_when_idle and self._claims.idle():
+                idle = functools.partial(self._claims.idle)
+                if self.config.exit_when_idle and while_unavailable(
+                    idle, stop=self._stop, what="checking for work"
+                ):
                     return
                 self._stop.wait(self.config.poll_interval)
                 continue
@@ -189,9 +192,10 @@ class Worker:
                     release = functools.partial(self._leases.release, held)
                     while_unavailable(release, stop=self._stop, what="handing back")
                     continue
-                if not study_cannot_run(exc):
+                if not study_cannot_run(exc, storage_errors=True):
                     raise
-                fail_study(self.db, claim.study_name, exc)
+                failed = functools.partial(fail_study, self.db, claim.study_name, exc)
+                while_unavailable(failed, stop=self._stop, what="marking a study failed")
                 self._claims.forget(claim.study_name)
 
     def _run_population(self, claims: list[storage.Claim]) -> None:
