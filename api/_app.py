@@ -111,11 +111,23 @@ def _document_study_body(app: FastAPI) -> None:
                 body["content"]["application/json"]["schema"] = {
                     "$ref": "#/components/schemas/StudySpec"
                 }
+                body["content"]["application/json"]["example"] = _EXAMPLE_STUDY
             _link_study_routes(schema)
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
 
+
+#: A small study that runs in seconds: the request bodies' documented example.
+_EXAMPLE_STUDY: dict[str, Any] = {
+    "name": "example-digits",
+    "task": {"model": "mlp", "hidden": [32], "dataset": "digits"},
+    "search": {
+        "initializer": ["xavier_uniform", "kaiming_normal"],
+        "lr": {"low": 0.01, "high": 0.3, "log": True},
+    },
+    "budget": {"n_trials": 4, "max_epochs": 5},
+}
 
 #: Where a created study leads: each per-study route, by the name the 201 answer carries.
 _STUDY_ROUTES = ("", "/trials", "/best", "/summary", "/report", "/cancel")

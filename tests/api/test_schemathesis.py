@@ -67,6 +67,44 @@ def test_every_operation_answers_as_documented(case: schemathesis.Case) -> None:
     case.validate_response(response, checks=CHECKS)
 
 
+@schema.auth()
+class _AdminToken:
+    """The admin token on every call the state machine makes."""
+
+    def get(self, case: schemathesis.Case, context: object) -> str:
+        return ADMIN
+
+    def set(self, case: schemathesis.Case, data: str, context: object) -> None:
+        case.headers = {**(case.headers or {}), "Authorization": f"Bearer {data}"}
+
+
+class _Chained(schema.as_state_machine()):  # type: ignore[misc]
+    """Calls chained through the schema's links: a study created from the documented
+    example body, then the per-study routes it links to, by the created name."""
+
+    def validate_response(self, response: Any, case: schemathesis.Case, **kwargs: Any) -> None:
+        CHAINED.append((case.operation.path, case.method, response.status_code))
+        case.validate_response(response, checks=CHECKS)
+
+
+CHAINED: list[tuple[str, str, int]] = []
+TestChainedCalls = _Chained.TestCase
+TestChainedCalls.settings = settings(
+    max_examples=60,
+    deadline=None,
+    stateful_step_count=8,
+    derandomize=True,
+    suppress_health_check=list(HealthCheck),
+)
+
+
+def test_the_links_led_from_a_created_study_to_its_routes() -> None:
+    """Runs after TestChainedCalls (pytest keeps a module's order)."""
+    created = [c for c in CHAINED if c[:2] == ("/v1/studies", "POST") and c[2] == 201]
+    followed = [c for c in CHAINED if "{name}" in c[0] and c[2] < 400]
+    assert created and followed, sorted(set(CHAINED))
+
+
 def test_the_per_study_routes_were_reached_with_a_study() -> None:
     """Runs after the generated cases (pytest keeps a module's order)."""
     found = {path for path, status in REACHED if status < 400 and "{name}" in path}
