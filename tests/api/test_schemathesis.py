@@ -6,11 +6,14 @@ with real data, not only with their 404s."""
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 from pathlib import Path
 from typing import Any
 
+import optuna
 import schemathesis
+import sqlalchemy as sa
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
@@ -20,7 +23,9 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+import storage
 from api import Settings, create_app
+from storage._models import StudyRecord
 from tuner.spec import parse_spec
 from tuner.studies import run_study
 
@@ -36,8 +41,11 @@ CHECKS = [
 REACHED: list[tuple[str, int]] = []  # (path, status) of every generated call
 
 
+URL = f"sqlite:///{Path(tempfile.mkdtemp(prefix='tuner-fuzz-')) / 'fuzz.db'}"
+
+
 def _app() -> Any:
-    url = f"sqlite:///{Path(tempfile.mkdtemp(prefix='tuner-fuzz-')) / 'fuzz.db'}"
+    url = URL
     spec = {
         "name": STUDY,
         "task": {"model": "mlp", "hidden": [8], "dataset": "digits"},
@@ -85,6 +93,29 @@ class _Chained(schema.as_state_machine()):  # type: ignore[misc]
     def validate_response(self, response: Any, case: schemathesis.Case, **kwargs: Any) -> None:
         CHAINED.append((case.operation.path, case.method, response.status_code))
         case.validate_response(response, checks=CHECKS)
+
+    def setup(self) -> None:
+        _reset()
+
+    def teardown(self) -> None:
+        _reset()
+
+
+def _reset() -> None:
+    """Each sequence starts from the same database: the studies others created go (else a
+    replayed sequence meets a 409 where it first met a 201, and generation diverges)."""
+    db = storage.Database(URL)
+    try:
+        with db.session() as session:
+            names = [r.name for r in storage.list_study_records(session) if r.name != STUDY]
+            session.execute(sa.delete(StudyRecord).where(StudyRecord.name.in_(names)))
+        for name in names:
+            with contextlib.suppress(KeyError):
+                optuna.delete_study(study_name=name, storage=db.optuna_storage())
+        with db.session() as session:  # a chained cancel may have ended the study above
+            storage.set_study_status(session, STUDY, "completed")
+    finally:
+        db.dispose()
 
 
 CHAINED: list[tuple[str, str, int]] = []
