@@ -6,14 +6,11 @@ with real data, not only with their 404s."""
 
 from __future__ import annotations
 
-import contextlib
 import tempfile
 from pathlib import Path
 from typing import Any
 
-import optuna
 import schemathesis
-import sqlalchemy as sa
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
@@ -23,9 +20,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-import storage
 from api import Settings, create_app
-from storage._models import StudyRecord
 from tuner.spec import parse_spec
 from tuner.studies import run_study
 
@@ -41,11 +36,8 @@ CHECKS = [
 REACHED: list[tuple[str, int]] = []  # (path, status) of every generated call
 
 
-URL = f"sqlite:///{Path(tempfile.mkdtemp(prefix='tuner-fuzz-')) / 'fuzz.db'}"
-
-
 def _app() -> Any:
-    url = URL
+    url = f"sqlite:///{Path(tempfile.mkdtemp(prefix='tuner-fuzz-')) / 'fuzz.db'}"
     spec = {
         "name": STUDY,
         "task": {"model": "mlp", "hidden": [8], "dataset": "digits"},
@@ -73,67 +65,6 @@ def test_every_operation_answers_as_documented(case: schemathesis.Case) -> None:
     response = case.call(headers={"Authorization": f"Bearer {ADMIN}"})
     REACHED.append((case.operation.path, response.status_code))
     case.validate_response(response, checks=CHECKS)
-
-
-@schema.auth()
-class _AdminToken:
-    """The admin token on every call the state machine makes."""
-
-    def get(self, case: schemathesis.Case, context: object) -> str:
-        return ADMIN
-
-    def set(self, case: schemathesis.Case, data: str, context: object) -> None:
-        case.headers = {**(case.headers or {}), "Authorization": f"Bearer {data}"}
-
-
-class _Chained(schema.as_state_machine()):  # type: ignore[misc]
-    """Calls chained through the schema's links: a study created from the documented
-    example body, then the per-study routes it links to, by the created name."""
-
-    def validate_response(self, response: Any, case: schemathesis.Case, **kwargs: Any) -> None:
-        CHAINED.append((case.operation.path, case.method, response.status_code))
-        case.validate_response(response, checks=CHECKS)
-
-    def setup(self) -> None:
-        _reset()
-
-    def teardown(self) -> None:
-        _reset()
-
-
-def _reset() -> None:
-    """Each sequence starts from the same database: the studies others created go (else a
-    replayed sequence meets a 409 where it first met a 201, and generation diverges)."""
-    db = storage.Database(URL)
-    try:
-        with db.session() as session:
-            names = [r.name for r in storage.list_study_records(session) if r.name != STUDY]
-            session.execute(sa.delete(StudyRecord).where(StudyRecord.name.in_(names)))
-        for name in names:
-            with contextlib.suppress(KeyError):
-                optuna.delete_study(study_name=name, storage=db.optuna_storage())
-        with db.session() as session:  # a chained cancel may have ended the study above
-            storage.set_study_status(session, STUDY, "completed")
-    finally:
-        db.dispose()
-
-
-CHAINED: list[tuple[str, str, int]] = []
-TestChainedCalls = _Chained.TestCase
-TestChainedCalls.settings = settings(
-    max_examples=60,
-    deadline=None,
-    stateful_step_count=8,
-    derandomize=True,
-    suppress_health_check=list(HealthCheck),
-)
-
-
-def test_the_links_led_from_a_created_study_to_its_routes() -> None:
-    """Runs after TestChainedCalls (pytest keeps a module's order)."""
-    created = [c for c in CHAINED if c[:2] == ("/v1/studies", "POST") and c[2] == 201]
-    followed = [c for c in CHAINED if "{name}" in c[0] and c[2] < 400]
-    assert created and followed, sorted(set(CHAINED))
 
 
 def test_the_per_study_routes_were_reached_with_a_study() -> None:
