@@ -6,14 +6,14 @@ torch, the worker, storage, uvicorn and the API are imported inside the commands
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
 from tuner.cli._common import DatabaseUrl, FastMath, Population, Slots, Threads, app, err
 
-if TYPE_CHECKING:
-    from api import Settings
+#: The entry-point group where the service (the ``api`` package) registers its runner.
+SERVICE_GROUP = "tuner.service"
 
 
 @app.command()
@@ -73,17 +73,6 @@ def worker(
     err.print(f"worker {runner.name} stopped after {ran} trial(s)")
 
 
-def _loopback(host: str) -> bool:
-    import ipaddress
-
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="address to bind")] = "127.0.0.1",
@@ -102,69 +91,18 @@ def serve(
     Without TUNER_API_TOKENS everything is open, so only a loopback address may be bound.
     The other TUNER_* settings of the API (TUNER_DATA_DIR, TUNER_STALE_AFTER_S, ...) apply too.
     """
-    import signal
-    import threading
+    from importlib.metadata import entry_points
 
-    import uvicorn
-
-    import storage
-    from api import create_app
-    from tuner.cli._progress import LogObserver
-    from tuner.worker import Worker, WorkerConfig
-
-    url = storage.resolve_database_url(database_url)
-    settings = serve_settings(url, dashboard=dashboard)
-    if not settings.auth_enabled and not _loopback(host):
-        raise typer.BadParameter(
-            f"refusing to serve on {host} without authentication: set TUNER_API_TOKENS "
-            "(e.g. 'admin:<secret>,read:<secret>') or bind a loopback address",
-            param_hint="--host",
-        )
-    db = storage.Database(url)
-    db.optuna_storage()
-    db.upgrade()
-    embedded: Worker | None = None
-    thread: threading.Thread | None = None
-    if workers:
-        config = WorkerConfig(device=device, slots=workers)
-        embedded = Worker(db, config, observer=LogObserver())
-        thread = threading.Thread(target=embedded.run, name="embedded-worker", daemon=True)
-        thread.start()
-    err.print(
-        f"serving {db.shown_url} on http://{host}:{port} (API /v1, docs /docs"
-        f"{', dashboard /dashboard' if dashboard else ''}; {workers} worker slot(s))"
+    found = entry_points(group=SERVICE_GROUP, name="serve")
+    if not found:
+        err.print("[red]error:[/] tuner serve needs the service: pip install 'init-tuner[service]'")
+        raise typer.Exit(1)
+    run_service = next(iter(found)).load()  # the api package's runner: tuner never imports api
+    run_service(
+        host=host,
+        port=port,
+        workers=workers,
+        device=device,
+        dashboard=dashboard,
+        database_url=database_url,
     )
-    # uvicorn re-raises the signal that stopped it once it has shut down: with these
-    # handlers in place that lands here, and the worker hands its trials back below.
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: embedded.stop() if embedded else None)
-    try:
-        # One process serves: uvicorn takes the app object, built from these settings (no
-        # import string, so nothing travels through the environment).
-        uvicorn.Server(uvicorn.Config(create_app(settings), host=host, port=port)).run()
-    finally:
-        if embedded is not None and thread is not None:
-            embedded.stop()  # running trials are handed back at their next epoch
-            thread.join()
-        db.dispose()
-
-
-def serve_settings(database_url: str, *, dashboard: bool) -> Settings:
-    """The API's settings for ``tuner serve``: the command's database and dashboard choice,
-    everything else from the ``TUNER_*`` environment (read, never written)."""
-    from pydantic import ValidationError
-
-    from api import Settings
-
-    try:
-        return Settings(database_url=database_url, dashboard=dashboard)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"TUNER_{'_'.join(map(str, e['loc'])).upper()}: "
-            + str(e["msg"]).removeprefix("Value error, ")
-            for e in exc.errors()
-        )
-        err.print(
-            f"[red]error:[/] invalid API settings: {problems}", highlight=False, soft_wrap=True
-        )
-        raise typer.Exit(2) from None
