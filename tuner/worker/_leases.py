@@ -75,9 +75,11 @@ class Leases:
 
     def lost(self, run_id: int, claimed: float) -> bool:
         """True when a heartbeat begun after the claim no longer lists the run (and the
-        database confirms it), or when no heartbeat got through for a whole grace period."""
+        database confirms it), or when neither the claim nor a heartbeat got through for a
+        whole grace period (the claim renewed the lease: a run claimed just after an outage
+        is not lost because the heartbeat has not caught up yet)."""
         with self._lock:
-            if time.monotonic() - self._beat_at > self.grace:
+            if time.monotonic() - max(self._beat_at, claimed) > self.grace:
                 return True
             suspect = self._beat_at > claimed and run_id not in self._owned
         if not suspect:
@@ -88,12 +90,13 @@ class Leases:
         except storage.StorageError:
             return False  # cannot tell now; the grace rule above decides in time
 
-    def release(self, run_ids: Sequence[int] | None = None) -> None:
-        """Hand back the runs this worker still holds (``run_ids``, or all as it stops)."""
+    def release(self, run_ids: Sequence[int] | None = None, *, why: str | None = None) -> None:
+        """Hand back the runs this worker still holds (``run_ids``, or all as it stops):
+        recorded as failed (``why``), their configurations queued again."""
         with self.db.session() as session:
             held = storage.release_runs(session, self.worker, run_ids)
         for run in held:
-            settle_lost_run(self.db, run, grace=self.grace, handed_back=True)
+            settle_lost_run(self.db, run, grace=self.grace, handed_back=True, why=why)
 
     def reap(self) -> None:
         """Fail, record and retry the runs whose lease ran out (at most once an interval)."""

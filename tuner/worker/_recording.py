@@ -122,7 +122,12 @@ class Recorder:
         claim, reporter = job.claim, job.reporter
         if job.lease["lost"]:
             reporter.flush()
-            return  # the reaper that took the run records it and schedules the retry
+            # A reaper that took the run records it and queues the retry. If none did (the
+            # lease ran out here while the database was away, and no other worker reaped
+            # it), the run is still ours: hand it back, or the heartbeat keeps it forever.
+            why = "handed back: no heartbeat reached the database for the lease's grace"
+            self.leases.release([claim.run_id], why=why)
+            return
         if outcome.stop_reason == "cancelled" and not self.leases.cancelled(claim.study_name):
             reporter.flush()
             why = "handed back: the worker was stopped"

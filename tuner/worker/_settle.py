@@ -43,7 +43,12 @@ def complete_if_done(db: storage.Database, name: str) -> None:
 
 
 def settle_lost_run(
-    db: storage.Database, run: storage.LostRun, *, grace: float, handed_back: bool = False
+    db: storage.Database,
+    run: storage.LostRun,
+    *,
+    grace: float,
+    handed_back: bool = False,
+    why: str | None = None,
 ) -> None:
     """Record a lost run and queue its retry (or end it, once retries are spent).
 
@@ -88,7 +93,7 @@ def settle_lost_run(
         else:
             retry = _retries_left(record.status, run, spec, handed_back)
             if handed_back:  # its own worker stopped before the trial ended: no retry spent
-                why = "handed back: the worker stopped before the trial ended"
+                why = why or "handed back: the worker stopped before the trial ended"
             else:
                 why = f"worker {run.worker} lost: no heartbeat for {grace:g}s"
             row = failure_row(run.study_name, frozen, error=why + ("; retrying" if retry else ""))

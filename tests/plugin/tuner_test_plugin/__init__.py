@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -121,3 +123,19 @@ class Scripted:
             number = math.nan if value == "nan" else float(value)
             if ctx.report(epoch, **{self.metric: number}):
                 return
+
+
+class Gated(OwnLoop):
+    """:class:`OwnLoop` whose trials from number ``open_trials`` on wait until the file
+    ``gate`` exists before training: a test decides when the rest of the study may run."""
+
+    def __init__(self, gate: str, open_trials: int = 2, wait_s: float = 600.0) -> None:
+        self.gate, self.open_trials, self.wait_s = Path(gate), open_trials, wait_s
+
+    def train(self, ctx: Any) -> None:
+        end = time.monotonic() + self.wait_s
+        while ctx.number >= self.open_trials and not self.gate.exists():
+            if time.monotonic() > end:
+                raise TimeoutError(f"the gate {self.gate} never opened")
+            time.sleep(0.05)
+        super().train(ctx)

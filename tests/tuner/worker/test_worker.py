@@ -1,4 +1,5 @@
-"""Worker internals that are hard to reach through a whole run: the lease check."""
+"""Worker internals that are hard to reach through a whole run: the lease check, and a
+lease that runs out while no other worker is there to reap it."""
 
 from __future__ import annotations
 
@@ -30,6 +31,49 @@ def test_a_lease_is_lost_only_when_the_database_says_so(database_url: str) -> No
             storage.reap_lost_runs(session, stale_before=datetime.now(UTC) + timedelta(1))
         assert leases.lost(claim.run_id, claimed)
         leases._owned, leases._beat_at = {claim.run_id}, time.monotonic() - 61.0
-        assert leases.lost(claim.run_id, claimed)  # no heartbeat for a grace period
+        assert leases.lost(claim.run_id, claimed - 60.0)  # no heartbeat for a grace period
+        # ...but a claim is a renewal: a run claimed a moment ago is not lost because the
+        # heartbeat has not got through since the database came back
+        assert not leases.lost(claim.run_id, claimed)
+    finally:
+        db.dispose()
+
+
+def test_a_lease_lost_with_no_reaper_is_handed_back_not_held(database_url: str) -> None:
+    """The lease runs out on the worker (no heartbeat got through for the grace) but no
+    other worker reaped the run: the worker hands it back, so its heartbeat does not keep an
+    untrained run alive forever, and the study still ends with exactly its budget."""
+    db = storage.Database(database_url)
+    db.upgrade()
+    spec = {
+        "name": "orphan",
+        "task": {"hidden": [4], "dataset": "synthetic"},
+        "budget": {"n_trials": 2, "max_epochs": 2, "max_retries": 0},
+        "pruner": "none",
+    }
+    try:
+        submit_study(db, parse_spec(spec))
+        # the deadline only bounds a failure: a held run would keep the worker from idling
+        config = WorkerConfig(device="cpu", studies=["orphan"], exit_when_idle=True,
+                              poll_interval=0.01, deadline=time.monotonic() + 60)  # fmt: skip
+        worker = Worker(db, config)
+        leases, lost_once = worker._leases, [True]
+
+        def lost(run_id: int, claimed: float) -> bool:  # the first trial's lease runs out
+            was, lost_once[0] = lost_once[0], False
+            return was
+
+        leases.lost = lost  # type: ignore[method-assign]
+        assert worker.run() == 2 and not worker.timed_out
+        with db.session() as session:
+            record = storage.get_study_record(session, "orphan")
+            runs = storage.count_runs_by_state(session, "orphan")
+            rows = storage.list_trial_results(session, "orphan", limit=10)
+        assert record is not None and record.status == "completed"
+        assert runs == {"done": 2, "retried": 1}  # handed back once, no retry spent
+        errors = [r.error for r in rows if r.error]
+        assert errors == [
+            "handed back: no heartbeat reached the database for the lease's grace; retrying"
+        ]
     finally:
         db.dispose()
