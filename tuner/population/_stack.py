@@ -211,16 +211,20 @@ class StackedMLP:
 
     @torch.no_grad()
     def evaluate(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per member mean cross-entropy and accuracy on shared data, as ``evaluate`` does."""
+        """Per member mean cross-entropy and accuracy on shared data: one batched pass per
+        chunk for the whole population (each chunk cast once and shared, not copied K times).
+        """
         k, n = self.size, len(x)
         loss = torch.zeros(k, device=x.device)
         correct = torch.zeros(k, device=x.device)
         for start in range(0, n, EVAL_CHUNK):
-            chunk, target = x[start : start + EVAL_CHUNK], y[start : start + EVAL_CHUNK]
-            logits = self.forward(chunk.unsqueeze(0).expand(k, *chunk.shape)).float()
-            for member in range(k):  # the single-trial reductions, member by member
-                loss[member] += F.cross_entropy(logits[member], target, reduction="sum")
-                correct[member] += (logits[member].argmax(1) == target).sum()
+            rows = min(EVAL_CHUNK, n - start)
+            chunk = self._cast(x.narrow(0, start, rows))
+            target = y.narrow(0, start, rows).expand(k, rows)
+            logits = self.forward(chunk.expand(k, *chunk.shape)).float()  # [K, rows, classes]
+            per_row = F.cross_entropy(logits.flatten(0, 1), target.flatten(), reduction="none")
+            loss += per_row.view(k, rows).sum(1)
+            correct += (logits.argmax(2) == target).sum(1)
         return loss / n, correct / n
 
     def keep(self, members: torch.Tensor) -> None:
