@@ -3,9 +3,11 @@
 Exact mode replays, member by member, the op sequence of torch.optim's single-tensor SGD,
 Adam and AdamW (what ``make_optimizer`` gets on CPU) on that member's slices, through
 ``torch._foreach_*`` ops whose CPU path calls the very per-tensor kernels the optimizer calls:
-each member's update is the single-trial update, bit for bit. Fast mode calls torch.optim's
-fused kernels (``fused=True``), once per member: the same update rule in one pass over the
-memory, rounded differently. Ops with no per-member constant run once on the whole stack.
+each member's update is the single-trial update, bit for bit, at the price of kernels in
+proportion to K. Fast mode applies the same update rule to the whole stack at once, each
+member's lr and L2 lambda broadcast from a [K, 1, ...] tensor: a step launches the same
+kernels for 2 members or 200 (rounded differently from torch.optim's kernels, within float
+precision).
 """
 
 from __future__ import annotations
@@ -43,12 +45,15 @@ class StackedOptimizer:
         self.lrs, self.weight_decays = list(lrs), list(weight_decays)
         self.state: list[Tensors] = []  # sgd: [momentum buffers]; adam(w): [exp_avg, exp_avg_sq]
         self.steps = 0
-        self._step_t: torch.Tensor | None = None  # fused adam(w): the step count on the device
         self.params: Tensors = []
         self.grads: Tensors = []
         self._views: list[
             list[Tensors]
         ] = []  # per stacked list (params, grads, *state), per member
+        # fast mode, per stacked tensor: L2 lambdas, -lr, and AdamW's 1 - lr * lambda
+        self._wd: Tensors = []
+        self._neg_lr: Tensors = []
+        self._decay: Tensors = []
 
     def bind(self, params: Tensors, grads: Tensors) -> None:
         """The tensors ``step`` updates and reads (the stack's, which ``keep`` replaces)."""
@@ -58,7 +63,13 @@ class StackedOptimizer:
             zeros = self.fused or self.name != "sgd"  # exact sgd clones its first gradient
             if zeros:
                 self.state = [[torch.zeros_like(p) for p in params] for _ in range(groups)]
-        self._views = [_members(t) for t in (params, grads, *self.state)]
+        if self.fused:  # each member's constants, shaped to broadcast over each stacked tensor
+            self._wd = [self._per_member(self.weight_decays, p) for p in params]
+            self._neg_lr = [self._per_member([-lr for lr in self.lrs], p) for p in params]
+            decays = [1 - lr * wd for lr, wd in zip(self.lrs, self.weight_decays, strict=True)]
+            self._decay = [self._per_member(decays, p) for p in params]
+        else:
+            self._views = [_members(t) for t in (params, grads, *self.state)]
 
     def keep(self, members: torch.Tensor) -> None:
         """Only these members (indices into the current stack) stay; ``bind`` follows."""
@@ -70,7 +81,9 @@ class StackedOptimizer:
     @torch.no_grad()
     def step(self) -> None:
         self.steps += 1
-        if self.name == "sgd":
+        if self.fused:
+            self._fast_sgd() if self.name == "sgd" else self._fast_adam()
+        elif self.name == "sgd":
             self._sgd()
         else:
             self._adam()
@@ -78,22 +91,6 @@ class StackedOptimizer:
     def _sgd(self) -> None:
         p_views, g_views = self._views[0], self._views[1]
         members = range(len(self.lrs))
-        if self.fused:
-            b_views = self._views[2] if self.momentum else [[] for _ in members]
-            for i in members:
-                torch._fused_sgd_(
-                    p_views[i],
-                    g_views[i],
-                    b_views[i],
-                    weight_decay=self.weight_decays[i],
-                    momentum=self.momentum,
-                    lr=self.lrs[i],
-                    dampening=0.0,
-                    nesterov=False,
-                    maximize=False,
-                    is_first_step=self.steps == 1,
-                )
-            return
         for i in members:  # grad = grad + wd * param
             if self.weight_decays[i] != 0:
                 torch._foreach_add_(g_views[i], p_views[i], alpha=self.weight_decays[i])
@@ -114,29 +111,6 @@ class StackedOptimizer:
         p_views, g_views, m_views, v_views = self._views
         members = range(len(self.lrs))
         decoupled = self.name == "adamw"
-        if self.fused:
-            if self._step_t is None:
-                device = self.params[0].device
-                self._step_t = torch.zeros((), dtype=torch.float32, device=device)
-            self._step_t += 1
-            kernel = torch._fused_adamw_ if decoupled else torch._fused_adam_
-            for i in members:
-                kernel(
-                    p_views[i],
-                    g_views[i],
-                    m_views[i],
-                    v_views[i],
-                    [],
-                    [self._step_t] * len(p_views[i]),
-                    lr=self.lrs[i],
-                    beta1=beta1,
-                    beta2=beta2,
-                    weight_decay=self.weight_decays[i],
-                    eps=ADAM_EPS,
-                    amsgrad=False,
-                    maximize=False,
-                )
-            return
         step = float(self.steps)
         bias_correction1 = 1 - beta1**step
         bias_correction2_sqrt = (1 - beta2**step) ** 0.5
@@ -155,3 +129,37 @@ class StackedOptimizer:
             torch._foreach_div_(denom, bias_correction2_sqrt)
             torch._foreach_add_(denom, ADAM_EPS)
             torch._foreach_addcdiv_(p, m, denom, value=-(lr / bias_correction1))
+
+    # -- fast mode: the whole stack at once ------------------------------------------------
+
+    def _per_member(self, values: list[float], like: torch.Tensor) -> torch.Tensor:
+        """``values`` as a [K, 1, ...] tensor that broadcasts over a stacked tensor ``like``."""
+        shape = (len(values),) + (1,) * (like.dim() - 1)
+        return torch.tensor(values, dtype=like.dtype).view(shape).to(like.device)
+
+    def _fast_sgd(self) -> None:
+        """torch.optim.SGD's rule (L2 into the gradient, momentum buffer seeded with the first
+        gradient, no dampening) on every member at once."""
+        for index, (p, g) in enumerate(zip(self.params, self.grads, strict=True)):
+            d = torch.addcmul(g, p, self._wd[index])
+            if self.momentum:  # the buffer starts at zero: the first step leaves it = d
+                d = self.state[0][index].mul_(self.momentum).add_(d)
+            p.addcmul_(d, self._neg_lr[index])
+
+    def _fast_adam(self) -> None:
+        """torch.optim.Adam's (L2 into the gradient) or AdamW's (decoupled decay) rule on
+        every member at once."""
+        beta1, beta2 = ADAM_BETAS
+        step = float(self.steps)
+        bias_correction1 = 1 - beta1**step
+        bias_correction2_sqrt = (1 - beta2**step) ** 0.5
+        for index, (p, g) in enumerate(zip(self.params, self.grads, strict=True)):
+            m, v = self.state[0][index], self.state[1][index]
+            if self.name == "adamw":
+                p.mul_(self._decay[index])
+            else:
+                g = torch.addcmul(g, p, self._wd[index])
+            m.lerp_(g, 1 - beta1)
+            v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
+            denom = (v.sqrt() / bias_correction2_sqrt).add_(ADAM_EPS)
+            p.addcmul_(m / denom, self._neg_lr[index], value=1 / bias_correction1)
