@@ -21,6 +21,7 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
+from torch import nn
 
 from storage import ReplicateData
 from tuner.inits import LayerRecord, apply_initializer
@@ -147,23 +148,37 @@ def describe_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+def initialize(
+    model: nn.Module,
+    task: Task,
+    params: TrialParams,
+    init_seed: int,
+    calibration: torch.Tensor | None,
+) -> list[LayerRecord]:
+    """The trial's initializer on ``model``, wherever it lives: every draw is made on the CPU
+    from a generator seeded with ``init_seed`` and copied to the model's device, so one seed
+    gives the same weights on the CPU and on a GPU (LSUV's rescaling then measures on the
+    model's device)."""
+    return apply_initializer(
+        model,
+        params.initializer_name,
+        params.init_params,
+        activation=activation_of(task, params),
+        generator=torch.Generator(device="cpu").manual_seed(init_seed),
+        calibration=calibration,
+    )
+
+
 def build_initialized(
     task: Task, params: TrialParams, data: DataSplit, device: torch.device, init_seed: int
-) -> tuple[torch.nn.Module, list[LayerRecord]]:
-    # Modules draw their construction-time weights from the global RNG (and the default
-    # initializers fork it): one build at a time per process, so slots cannot interleave draws.
+) -> tuple[nn.Module, list[LayerRecord]]:
+    # Modules draw their construction-time weights from the global RNG, on the CPU (built
+    # there, then moved): one build at a time per process, so slots cannot interleave draws.
     with GLOBAL_RNG:
         torch.manual_seed(init_seed)
         build, _ = task.model_and_data()
         model = build(**model_knobs(params)).to(device)
-        layers = apply_initializer(
-            model,
-            params.initializer_name,
-            params.init_params,
-            activation=activation_of(task, params),
-            generator=torch.Generator(device="cpu").manual_seed(init_seed),
-            calibration=data.x_train[:CALIBRATION_ROWS],
-        )
+        layers = initialize(model, task, params, init_seed, data.x_train[:CALIBRATION_ROWS])
     return model, layers
 
 
