@@ -15,14 +15,18 @@ def replay(
     name: Annotated[str, typer.Argument(help="study name")],
     number: Annotated[int, typer.Argument(min=0, help="trial number")],
     database_url: DatabaseUrl = None,
-    device: Annotated[str, typer.Option(help="cpu reproduces exactly; cuda may not")] = "cpu",
+    device: Annotated[
+        str | None,
+        typer.Option(help="default: the device the trial ran on; another one is not exact"),
+    ] = None,
 ) -> None:
-    """Re-run a trial from its manifest (seeds, configuration); exit 1 unless it matches."""
+    """Re-run a trial from its manifest (seeds, configuration, device); exit 1 unless it
+    matches. On another device than the recorded one it runs, but cannot match exactly."""
     from tuner.studies import replay_trial
 
     db = open_database(database_url, read_only=True)
     try:
-        with console.status(f"replaying {name} #{number} on {device}"):
+        with console.status(f"replaying {name} #{number}"):
             result = replay_trial(db, name, number, device=device)
     finally:
         db.dispose()
@@ -37,6 +41,9 @@ def replay(
         err.print(f"[yellow]{package}: recorded {then}, running {now}[/]", highlight=False)
     if out.error:
         err.print(f"[red]replay failed:[/] {out.error}", highlight=False)
+    if result.note is not None:  # another device: a difference says nothing about the record
+        console.print(f"[yellow]{result.note}[/]", highlight=False, soft_wrap=True)
+        raise typer.Exit(1 if out.error else 0)
     if not result.matches:
         console.print(
             f"[red]differs[/]: stored {result.stored_value!r}, replayed {out.value!r}",

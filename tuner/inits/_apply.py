@@ -174,19 +174,37 @@ def _fill_all(
     return records
 
 
+def _reset_on_cpu(module: nn.Module) -> None:
+    """``module.reset_parameters()`` drawing on the CPU whatever the module's device: its own
+    parameters are swapped for CPU copies for the call, then copied back to where they live."""
+    originals = dict(module._parameters)
+    stand_ins = {
+        name: None if p is None else nn.Parameter(p.detach().to("cpu", copy=True), p.requires_grad)
+        for name, p in originals.items()
+    }
+    module._parameters.update(stand_ins)
+    try:
+        module.reset_parameters()  # type: ignore[operator]
+    finally:
+        module._parameters.update(originals)
+    with torch.no_grad():
+        for name, param in originals.items():
+            stand_in = stand_ins[name]
+            if param is not None and stand_in is not None:
+                param.copy_(stand_in)
+
+
 def _apply_default(model: nn.Module, generator: torch.Generator) -> list[LayerRecord]:
-    """Each covered layer's reset_parameters(), on a global RNG forked and seeded from generator."""
+    """Each covered layer's reset_parameters(), on the global CPU RNG forked and seeded from
+    generator: drawn on the CPU and copied to the model's device, so a seed gives the same
+    weights on any device (a GPU's own RNG would draw other numbers)."""
     layers = _covered_layers(model)
     seed = int(torch.randint(0, 2**62, (1,), generator=generator, device=generator.device))
-    cuda = sorted({p.device.index or 0 for p in model.parameters() if p.device.type == "cuda"})
-    # fork_rng restores the CPU RNG and the listed CUDA RNGs on exit, so the caller's global
-    # random state is untouched. Other accelerators (mps, xpu) are not seeded here.
-    with torch.random.fork_rng(devices=cuda):
+    # fork_rng restores the CPU RNG on exit: the caller's global random state is untouched.
+    with torch.random.fork_rng(devices=[]):
         torch.random.default_generator.manual_seed(seed)
-        for index in cuda:
-            torch.cuda.default_generators[index].manual_seed(seed)
         for _, module in layers:
-            module.reset_parameters()  # type: ignore[operator]
+            _reset_on_cpu(module)
     return [
         _record(name, module, pname, gates, "default", {})
         for name, module in layers

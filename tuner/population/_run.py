@@ -36,6 +36,7 @@ from tuner.training import (
     describe_error,
     execute_trial,
     manifest,
+    on_device,
     trial_seeds,
 )
 
@@ -208,7 +209,8 @@ def _population(
                 for run in left:
                     run.end("error", describe_error(exc))
                 if device.type == "cuda":
-                    torch.cuda.empty_cache()
+                    with on_device(device):
+                        torch.cuda.empty_cache()
             if left is None:
                 return
             for run in left:  # outside the try: the caller's errors are its own

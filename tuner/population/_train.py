@@ -28,6 +28,7 @@ from tuner.training import (
     StopReason,
     TrainConfig,
     describe_error,
+    on_device,
 )
 
 
@@ -50,7 +51,8 @@ def bf16_matmuls(device: torch.device) -> bool:
     256), weight casts included (bench/README.md). Elsewhere bf16 would be emulated.
     """
     if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
+        with on_device(device):  # the trial's GPU, not the current one
+            return torch.cuda.is_bf16_supported()
     if device.type != "cpu":
         return False
     return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
@@ -148,7 +150,8 @@ def train_stack(
     for epoch in range(1, max(r.member.config.max_epochs for r in runs) + 1):
         order = torch.stack([torch.randperm(n, generator=r.generator) for r in active])
         if device.type == "cuda":
-            order = order.pin_memory().to(device, non_blocking=True)
+            with on_device(device):  # pinning opens a context on the current GPU
+                order = order.pin_memory().to(device, non_blocking=True)
         loss_sum = torch.zeros(len(active), device=device)
         for start in range(0, n, first.batch_size):
             idx = order[:, start : start + first.batch_size]

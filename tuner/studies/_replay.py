@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import torch
+
 import storage
 from tuner.errors import TunerError
 from tuner.population import Member, PopulationConfig, execute_population
@@ -42,6 +44,20 @@ class Replay:
     stored_epochs: int
     outcome: TrialOutcome
     version_drift: dict[str, tuple[str, str]]  # package: (recorded, now)
+    recorded_device: str = "cpu"  # where the trial ran (its manifest's device)
+    replayed_device: str = "cpu"
+
+    @property
+    def exact(self) -> bool:
+        """Replayed on the device it was recorded on: only then can it match bit for bit."""
+        return self.recorded_device == self.replayed_device
+
+    @property
+    def note(self) -> str | None:
+        """One line when the replay cannot be exact, else None."""
+        if self.exact:
+            return None
+        return f"not exact: recorded on {self.recorded_device}, replayed on {self.replayed_device}"
 
     @property
     def matches(self) -> bool:
@@ -81,10 +97,29 @@ def _member(row: storage.TrialResult) -> Member:
     return Member(row.trial_number, params, config, on_epoch, manifest.get("seed_number"))
 
 
+def replay_device(study_name: str, trial_number: int, recorded: str, asked: str | None) -> str:
+    """The device to replay on: the one asked for, else the recorded one if this host has it.
+
+    A trial recorded on a device this host lacks is refused in one line, unless another
+    device is asked for (the replay is then not exact, and says so)."""
+    if asked is not None:
+        return str(resolve_device(asked))
+    try:
+        return str(resolve_device(recorded))
+    except TunerError as exc:
+        raise TunerError(
+            f"trial {trial_number} of {study_name!r} ran on {recorded} and cannot be replayed "
+            f"exactly on this host ({exc}); pass --device cpu to replay it anyway, not exactly"
+        ) from None
+
+
 def replay_trial(
-    db: storage.Database, study_name: str, trial_number: int, *, device: str = "cpu"
+    db: storage.Database, study_name: str, trial_number: int, *, device: str | None = None
 ) -> Replay:
     """Re-run one recorded trial with its recorded seeds and configuration.
+
+    On the device the trial ran on (its manifest's) unless ``device`` says otherwise; on
+    another device the metric may differ in the last bits, so :attr:`Replay.exact` is False.
 
     A trial trained in a population is replayed in that population: its recorded mates
     train beside it again, in the same order. On one thread each member's slice of the
@@ -101,7 +136,8 @@ def replay_trial(
             "existed, or it failed before training started); it cannot be replayed"
         )
     spec, manifest = parse_spec(spec_json), dict(row.manifest_json)
-    dev = resolve_device(device)
+    recorded_device = str(manifest.get("device", "cpu"))
+    dev = torch.device(replay_device(study_name, trial_number, recorded_device, device))
     task = build_task(spec.task)
     recorded_threads = manifest.get("deterministic", {}).get("num_threads")
     data = None if task.data is None else task.data.to(dev)
@@ -141,5 +177,13 @@ def replay_trial(
     now = package_versions()
     drift = {k: (v, now.get(k, "?")) for k, v in recorded_versions.items() if now.get(k) != v}
     return Replay(
-        study_name, trial_number, row.value, row.stop_reason, row.epochs_run, outcome, drift
+        study_name,
+        trial_number,
+        row.value,
+        row.stop_reason,
+        row.epochs_run,
+        outcome,
+        drift,
+        recorded_device=recorded_device,
+        replayed_device=str(dev),
     )

@@ -11,6 +11,7 @@ from tuner.tasks._tasks import (
     cnn,
     mlp,
 )
+from tuner.tasks._width import check_output_width, output_width_error
 
 __all__ = [
     "DataSplit",
@@ -22,8 +23,10 @@ __all__ = [
     "TrialContext",
     "activation_module",
     "build_task",
+    "check_output_width",
     "cnn",
     "load_dataset",
     "mlp",
+    "output_width_error",
     "split_and_normalize",
 ]

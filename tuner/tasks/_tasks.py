@@ -25,6 +25,7 @@ from tuner.inits import LEAKY_RELU_SLOPE
 from tuner.spec import BuiltinTask, PluginTask, installed_plugins
 from tuner.tasks._context import TrainFunction, TrialContext
 from tuner.tasks._data import DataSplit, load_dataset, split_and_normalize
+from tuner.tasks._width import check_output_width
 
 
 @runtime_checkable
@@ -198,6 +199,7 @@ def build_task(spec: BuiltinTask | PluginTask) -> Task:
                 )
 
         _check_size(build, spec)  # fail now, not in the first trial, if the shapes do not fit
+        check_output_width(spec.model, build, data)
         return Task(spec.model, spec.activation, data, build, spec.optimizer, spec.momentum)
 
     entry = installed_plugins().get(spec.plugin)
@@ -225,6 +227,8 @@ def build_task(spec: BuiltinTask | PluginTask) -> Task:
         return model
 
     build_plugin()
+    # a head narrower than the classes is a device-side assert on CUDA: refuse it now
+    check_output_width(spec.plugin, build_plugin, model_data)
     return Task(
         spec.plugin, activation, model_data, build_plugin, spec.optimizer, spec.momentum, train
     )

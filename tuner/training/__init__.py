@@ -1,5 +1,6 @@
 """One trial's training: the epoch loop, early stopping, t=0 diagnostics and the manifest."""
 
+from tuner.training._devices import on_device, resolve_device
 from tuner.training._diagnostics import LayerDiagnostics, diagnose, signal_problems
 from tuner.training._execute import execute_trial
 from tuner.training._function import FunctionTrial
@@ -29,10 +30,10 @@ from tuner.training._trial import (
     build_initialized,
     calibration_diagnostics,
     describe_error,
+    initialize,
     intra_op_threads,
     manifest,
     package_versions,
-    resolve_device,
     train_model_trial,
     trial_seeds,
 )
@@ -60,12 +61,14 @@ __all__ = [
     "evaluate",
     "evaluate_regression",
     "execute_trial",
+    "initialize",
     "intra_op_threads",
     "loss_of",
     "make_optimizer",
     "make_scheduler",
     "manifest",
     "model_knobs",
+    "on_device",
     "package_versions",
     "resolve_device",
     "signal_problems",

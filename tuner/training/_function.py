@@ -27,6 +27,7 @@ from tuner.errors import TaskError
 from tuner.inits import LayerRecord, apply_initializer
 from tuner.search import TrialParams
 from tuner.tasks import LossFn, Task, TrainFunction
+from tuner.training._devices import on_device
 from tuner.training._diagnostics import LayerDiagnostics, diagnose
 from tuner.training._knobs import activation_of
 from tuner.training._loop import (
@@ -212,7 +213,8 @@ def train_function_trial(
             error=describe_error(exc),
         )
         if device.type == "cuda":
-            torch.cuda.empty_cache()
+            with on_device(device):
+                torch.cuda.empty_cache()
     recorded = manifest(
         seeds=[{"replicate": 0, **seeds}],
         params=params,

@@ -21,12 +21,13 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
+from torch import nn
 
 from storage import ReplicateData
-from tuner.errors import TunerError
 from tuner.inits import LayerRecord, apply_initializer
 from tuner.search import TrialParams
 from tuner.tasks import DataSplit, Task
+from tuner.training._devices import on_device
 from tuner.training._diagnostics import LayerDiagnostics, diagnose
 from tuner.training._knobs import activation_of, model_knobs
 from tuner.training._loop import (
@@ -147,23 +148,37 @@ def describe_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+def initialize(
+    model: nn.Module,
+    task: Task,
+    params: TrialParams,
+    init_seed: int,
+    calibration: torch.Tensor | None,
+) -> list[LayerRecord]:
+    """The trial's initializer on ``model``, wherever it lives: every draw is made on the CPU
+    from a generator seeded with ``init_seed`` and copied to the model's device, so one seed
+    gives the same weights on the CPU and on a GPU (LSUV's rescaling then measures on the
+    model's device)."""
+    return apply_initializer(
+        model,
+        params.initializer_name,
+        params.init_params,
+        activation=activation_of(task, params),
+        generator=torch.Generator(device="cpu").manual_seed(init_seed),
+        calibration=calibration,
+    )
+
+
 def build_initialized(
     task: Task, params: TrialParams, data: DataSplit, device: torch.device, init_seed: int
-) -> tuple[torch.nn.Module, list[LayerRecord]]:
-    # Modules draw their construction-time weights from the global RNG (and the default
-    # initializers fork it): one build at a time per process, so slots cannot interleave draws.
+) -> tuple[nn.Module, list[LayerRecord]]:
+    # Modules draw their construction-time weights from the global RNG, on the CPU (built
+    # there, then moved): one build at a time per process, so slots cannot interleave draws.
     with GLOBAL_RNG:
         torch.manual_seed(init_seed)
         build, _ = task.model_and_data()
         model = build(**model_knobs(params)).to(device)
-        layers = apply_initializer(
-            model,
-            params.initializer_name,
-            params.init_params,
-            activation=activation_of(task, params),
-            generator=torch.Generator(device="cpu").manual_seed(init_seed),
-            calibration=data.x_train[:CALIBRATION_ROWS],
-        )
+        layers = initialize(model, task, params, init_seed, data.x_train[:CALIBRATION_ROWS])
     return model, layers
 
 
@@ -273,7 +288,8 @@ def train_model_trial(
             error=describe_error(exc),
         )
         if device.type == "cuda":
-            torch.cuda.empty_cache()  # let the next trial start from a clean allocator
+            with on_device(device):
+                torch.cuda.empty_cache()  # let the next trial start from a clean allocator
     return TrialOutcome(
         number=number,
         params=params,
@@ -284,39 +300,3 @@ def train_model_trial(
         seeds={"init": seeds[0]["init"], "data": seeds[0]["data"]},
         **outcome,
     )
-
-
-def _mps_available() -> bool:
-    backend = getattr(torch.backends, "mps", None)
-    return bool(backend is not None and backend.is_available())
-
-
-def resolve_device(name: str | None = None) -> torch.device:
-    """The device a worker trains on, checked before anything is claimed: ``cpu``,
-    ``cuda``/``cuda:N`` (N below the GPUs present), ``mps``, or ``auto``/None (the current
-    CUDA device, else MPS, else the CPU). Always with its index for CUDA (``cuda:0``)."""
-    if name in (None, "auto"):
-        if torch.cuda.is_available():
-            return torch.device("cuda", torch.cuda.current_device())
-        return torch.device("mps" if _mps_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except (RuntimeError, TypeError) as exc:
-        raise TunerError(
-            f"unknown device {name!r}: {exc}; use cpu, cuda[:N], mps or auto"
-        ) from None
-    if device.type == "cuda":
-        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        if count == 0:
-            raise TunerError(f"device {name!r} asked for, but CUDA is not available here")
-        index = torch.cuda.current_device() if device.index is None else device.index
-        if index >= count:
-            raise TunerError(f"device {name!r} asked for, but this host has {count} GPU(s)")
-        return torch.device("cuda", index)
-    if device.type == "mps":
-        if not _mps_available():
-            raise TunerError(f"device {name!r} asked for, but MPS is not available here")
-        return device
-    if device.type != "cpu":
-        raise TunerError(f"device {name!r} is not one a worker trains on: cpu, cuda[:N], mps")
-    return device

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -142,3 +143,71 @@ def test_trials_trained_as_a_population_reproduce_exactly(tmp_path: Path) -> Non
             assert result.matches, (number, result.outcome.value, result.stored_value)
     finally:
         db.dispose()
+
+
+@pytest.fixture
+def gpu_recorded(recorded: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A copy of the study whose trial 2 says it ran on cuda:0; this host has no GPU."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    copy = tmp_path / "gpu.db"
+    shutil.copyfile(recorded.removeprefix("sqlite:///"), copy)
+    url = f"sqlite:///{copy}"
+    db = storage.Database(url)
+    try:
+        with db.session() as session:
+            row = storage.get_trial_result(session, "rp", 2)
+            assert row is not None and row.manifest_json is not None
+            manifest = {**row.manifest_json, "device": "cuda:0"}
+            session.execute(
+                sa.update(storage.TrialResult)
+                .where(storage.TrialResult.trial_number == 2)
+                .values(manifest_json=manifest)
+            )
+    finally:
+        db.dispose()
+    return url
+
+
+def test_a_gpu_trial_is_not_replayed_on_the_cpu_by_default(gpu_recorded: str) -> None:
+    db = storage.Database(gpu_recorded)
+    try:
+        with pytest.raises(TunerError) as caught:
+            replay_trial(db, "rp", 2)
+    finally:
+        db.dispose()
+    said = str(caught.value)
+    assert said.startswith(
+        "trial 2 of 'rp' ran on cuda:0 and cannot be replayed exactly on this host ("
+    )
+    assert said.endswith("); pass --device cpu to replay it anyway, not exactly")
+    assert "\n" not in said
+    cli = CliRunner().invoke(app, ["replay", "rp", "2", "--database-url", gpu_recorded])
+    assert cli.exit_code == 1
+    assert str(cli.exception) == said
+
+
+def test_a_gpu_trial_replayed_on_the_cpu_says_it_is_not_exact(gpu_recorded: str) -> None:
+    db = storage.Database(gpu_recorded)
+    try:
+        result = replay_trial(db, "rp", 2, device="cpu")
+    finally:
+        db.dispose()
+    assert (result.recorded_device, result.replayed_device) == ("cuda:0", "cpu")
+    assert not result.exact
+    assert result.note == "not exact: recorded on cuda:0, replayed on cpu"
+    assert result.outcome.device == "cpu" and result.outcome.value is not None
+    args = ["replay", "rp", "2", "--database-url", gpu_recorded, "--device", "cpu"]
+    cli = CliRunner().invoke(app, args)
+    assert cli.exit_code == 0, cli.output
+    assert "not exact: recorded on cuda:0, replayed on cpu" in cli.output
+    assert "differs" not in cli.output and "reproduced exactly" not in cli.output
+
+
+def test_a_cpu_trial_replays_on_the_cpu_by_default(gpu_recorded: str) -> None:
+    db = storage.Database(gpu_recorded)  # trial 0 still says cpu
+    try:
+        result = replay_trial(db, "rp", 0)
+    finally:
+        db.dispose()
+    assert result.exact and result.note is None
+    assert result.replayed_device == "cpu" and result.matches

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+
 import pytest
 import torch
 
 import storage
 from tuner.errors import TunerError
-from tuner.training import resolve_device
+from tuner.population import bf16_matmuls
+from tuner.spec import parse_spec
+from tuner.studies import run_study
+from tuner.training import on_device, resolve_device
 from tuner.worker import Worker, WorkerConfig
 
 
@@ -64,3 +71,91 @@ def test_a_worker_on_a_missing_device_registers_and_claims_nothing(
         Worker(database, WorkerConfig(device="mps"))
     with database.session() as session:
         assert storage.list_workers(session, alive_within_s=3600) == []
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [("cuda:0", "cuda:0"), ("cuda", "cuda:0"), ("auto", "cuda:0"), ("cpu", "cpu")],
+)
+def test_a_one_gpu_host_records_its_gpu_with_the_index(
+    monkeypatch: pytest.MonkeyPatch, name: str, expected: str
+) -> None:
+    _gpus(monkeypatch, 1)
+    assert str(resolve_device(name)) == expected
+
+
+@pytest.mark.parametrize("name", ["cuda:1", "cuda:7"])
+def test_a_one_gpu_host_refuses_another_index_in_one_line(
+    monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    _gpus(monkeypatch, 1)
+    with pytest.raises(TunerError) as caught:
+        resolve_device(name)
+    said = str(caught.value)
+    assert said == f"device '{name}' asked for, but this host has 1 GPU(s) (cuda:0)"
+    assert "\n" not in said
+
+
+def test_a_study_on_a_missing_gpu_writes_nothing(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    _gpus(monkeypatch, 1)
+    path = tmp_path / "never.db"
+    spec = parse_spec(
+        {
+            "name": "nogpu",
+            "task": {"model": "mlp", "hidden": [8], "dataset": "digits"},
+            "search": {"initializer": ["xavier_uniform"], "lr": [0.1], "batch_size": [32]},
+            "budget": {"n_trials": 1, "max_epochs": 1},
+        }
+    )
+    with pytest.raises(TunerError, match=r"'cuda:7' asked for, but this host has 1 GPU"):
+        run_study(spec, database_url=f"sqlite:///{path}", device="cuda:7")
+    assert not path.exists()
+
+
+def test_a_worker_on_a_missing_gpu_registers_nothing(
+    monkeypatch: pytest.MonkeyPatch, database: storage.Database
+) -> None:
+    _gpus(monkeypatch, 1)
+    with pytest.raises(TunerError, match="has 1 GPU"):
+        Worker(database, WorkerConfig(device="cuda:7"))
+    with database.session() as session:
+        assert storage.list_workers(session, alive_within_s=3600) == []
+
+
+class _CurrentGpu:
+    """Stands in for torch.cuda.device: tracks which GPU calls would act on."""
+
+    def __init__(self) -> None:
+        self.index = 0
+
+    def __call__(self, device: torch.device) -> contextlib.AbstractContextManager[None]:
+        @contextlib.contextmanager
+        def switch() -> Iterator[None]:
+            saved, self.index = self.index, torch.device(device).index or 0
+            try:
+                yield
+            finally:
+                self.index = saved
+
+        return switch()
+
+
+def test_bf16_is_asked_of_the_trials_gpu_not_the_current_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _gpus(monkeypatch, 2)
+    current, asked = _CurrentGpu(), list[int]()
+    monkeypatch.setattr(torch.cuda, "device", current)
+
+    def supported(*_: object, **__: object) -> bool:
+        asked.append(current.index)
+        return True
+
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", supported)
+    assert bf16_matmuls(torch.device("cuda", 1))
+    assert asked == [1]
+    assert current.index == 0  # restored afterwards
+    with on_device(torch.device("cpu")):
+        assert current.index == 0
