@@ -2,6 +2,16 @@
 
 from tuner.training._diagnostics import LayerDiagnostics, diagnose, signal_problems
 from tuner.training._execute import execute_trial
+from tuner.training._failure import (
+    describe_error,
+    device_lost,
+    failed_fields,
+    free_memory,
+    is_device_lost,
+    is_out_of_memory,
+    release,
+    uses_cuda_allocator,
+)
 from tuner.training._function import FunctionTrial
 from tuner.training._knobs import activation_of, model_knobs, train_config
 from tuner.training._loop import (
@@ -28,7 +38,6 @@ from tuner.training._trial import (
     TrialOutcome,
     build_initialized,
     calibration_diagnostics,
-    describe_error,
     intra_op_threads,
     manifest,
     package_versions,
@@ -56,17 +65,23 @@ __all__ = [
     "calibration_diagnostics",
     "clip_gradients",
     "describe_error",
+    "device_lost",
     "diagnose",
     "evaluate",
     "evaluate_regression",
     "execute_trial",
+    "failed_fields",
+    "free_memory",
     "intra_op_threads",
+    "is_device_lost",
+    "is_out_of_memory",
     "loss_of",
     "make_optimizer",
     "make_scheduler",
     "manifest",
     "model_knobs",
     "package_versions",
+    "release",
     "resolve_device",
     "signal_problems",
     "train",
@@ -74,4 +89,5 @@ __all__ = [
     "train_model_trial",
     "train_replicates",
     "trial_seeds",
+    "uses_cuda_allocator",
 ]
