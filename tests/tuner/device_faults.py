@@ -15,7 +15,6 @@ from typing import Any
 import torch
 
 
-
 def oom() -> torch.cuda.OutOfMemoryError:
     return torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
 

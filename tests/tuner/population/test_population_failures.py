@@ -13,10 +13,10 @@ from tuner.population import (
     Member,
     PopulationConfig,
     StackedOptimizer,
+    _fused,
     execute_population,
     population_size,
 )
-from tuner.population import _fused
 from tuner.search import TrialParams
 from tuner.spec import parse_spec
 from tuner.tasks import DataSplit, Task, build_task
