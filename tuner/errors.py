@@ -51,3 +51,16 @@ class TaskError(TunerError):
 
 class StudyStateError(TunerError):
     """The study's state does not allow the request (e.g. cancelling a completed study)."""
+
+
+class DeviceLost(TunerError):
+    """The worker's device can no longer be trusted (a CUDA error such as a device-side
+    assert poisons the whole CUDA context): every later computation on it would fail.
+
+    Not a trial's failure: the trials running on the device are handed back unfinished,
+    and the worker stops using the device (its process exits non-zero).
+    """
+
+    def __init__(self, device: str, reason: str) -> None:
+        self.device, self.reason = device, reason
+        super().__init__(f"device {device} lost, worker stops: {reason}")

@@ -72,11 +72,20 @@ def _run(model: nn.Module, batch: torch.Tensor) -> None:
         model(batch)
     except _StopForward:
         pass
-    except Exception as exc:  # the user's model: any failure is a bad calibration batch
+    except Exception as exc:  # the user's model: any other failure is a bad calibration batch
+        if _device_failure(exc):
+            raise  # the device's, not the initializer's: the caller records or stops on it
         raise InitializerError(
             f"lsuv: the model's forward pass failed on the calibration batch "
             f"(shape {tuple(batch.shape)}): {type(exc).__name__}: {exc}"
         ) from exc
+
+
+def _device_failure(exc: Exception) -> bool:
+    """Out of memory, or a CUDA error: what the device did, whatever the model."""
+    if isinstance(exc, (torch.cuda.OutOfMemoryError, torch.AcceleratorError)):
+        return True
+    return isinstance(exc, RuntimeError) and str(exc).startswith("CUDA error")
 
 
 def _forward_order(

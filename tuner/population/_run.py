@@ -14,30 +14,26 @@ and stop reason (on CPU in exact mode, the same numbers). Members that cannot be
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 import torch
 from torch import nn
 
-from tuner.population._stack import StackedMLP, stack_plan
-from tuner.population._train import Member, MemberRun, bf16_matmuls, device_math, train_stack
+from tuner.population._fused import OutcomeHook, train_population
+from tuner.population._stack import stack_plan
+from tuner.population._train import Member
 from tuner.spec import IntRange, SearchSpec
 from tuner.tasks import DataSplit, Task
 from tuner.training import (
-    EarlyStopping,
-    LayerDiagnostics,
     TrainConfig,
     TrialOutcome,
-    build_initialized,
-    calibration_diagnostics,
-    describe_error,
+    device_lost,
     execute_trial,
-    manifest,
-    on_device,
-    trial_seeds,
+    free_memory,
+    is_device_lost,
+    is_out_of_memory,
+    release,
 )
 
 CPU_CAP = 8  # beyond this a 2-16 core CPU gains nothing: the work per member dominates
@@ -110,13 +106,30 @@ def population_size(
     # parameters, gradients, two optimizer states, a low-precision copy; activations both ways
     per_member = 4 * (5 * n_params + 4 * batch_size * widths)
     if device.type == "cuda":
-        free, _ = torch.cuda.mem_get_info(device)
+        free = _free_device_memory(device)
         return max(1, min(CUDA_CAP, int(free * MEMORY_SHARE // per_member)))
     try:
         available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (ValueError, OSError, AttributeError):  # not Linux: the cap decides
         return CPU_CAP
     return max(1, min(CPU_CAP, int(available * MEMORY_SHARE // per_member)))
+
+
+def _free_device_memory(device: torch.device) -> int:
+    """Free bytes on CUDA ``device``; 0 when asking runs out of memory itself (a population
+    of one then). :class:`~tuner.errors.DeviceLost` when the device is lost."""
+    try:
+        free, _ = torch.cuda.mem_get_info(device)
+    except Exception as exc:
+        if is_device_lost(exc):
+            raise device_lost(exc, device) from exc
+        if not is_out_of_memory(exc):
+            raise
+        release(exc)
+    else:
+        return int(free)
+    free_memory(device)
+    return 0
 
 
 def fast_by_default(device: torch.device) -> bool:
@@ -128,95 +141,6 @@ def largest_batch(dim: int | list[int] | IntRange) -> int:
     if isinstance(dim, IntRange):
         return dim.high
     return max(dim) if isinstance(dim, list) else dim
-
-
-OutcomeHook = Callable[[int, TrialOutcome], None]
-
-
-def _outcome(run: MemberRun, started: datetime, t0: float, device: torch.device) -> TrialOutcome:
-    return TrialOutcome(
-        number=run.member.number,
-        params=run.member.params,
-        started_at=started,
-        finished_at=run.finished_at or datetime.now(UTC),
-        duration_s=run.finished - t0,
-        device=str(device),
-        seeds=run.seeds,
-        **run.outcome,
-    )
-
-
-def _population(
-    members: Sequence[Member],
-    emit: OutcomeHook,
-    *,
-    task: Task,
-    data: DataSplit,
-    study_seed: int,
-    device: torch.device,
-    config: PopulationConfig,
-) -> None:
-    """Build, stack and train ``members``; ``emit(i, outcome)`` as each one leaves."""
-    started, t0 = datetime.now(UTC), time.perf_counter()
-    fast = fast_by_default(device) if config.fast is None else config.fast
-    bf16 = fast and bf16_matmuls(device)  # else the parameters' own dtype
-    facts = {
-        "size": len(members),
-        "members": [m.number for m in members],  # in stack order: what a replay re-runs
-        "fast": fast,
-        "matmuls": "bfloat16" if bf16 else "float32",
-    }
-    runs: list[MemberRun] = []
-    models: list[nn.Module] = []
-    position: dict[int, int] = {}  # id(run) -> index in members
-    for index, member in enumerate(members):
-        root = member.number if member.seed_number is None else member.seed_number
-        init_seed, data_seed = trial_seeds(study_seed, root)
-        seeds = {"init": init_seed, "data": data_seed}
-        cfg = member.config
-        stopper = EarlyStopping(cfg.patience, min_delta=cfg.min_delta, direction=cfg.direction)
-        run = MemberRun(member, seeds, torch.Generator().manual_seed(data_seed), stopper)
-        try:  # as execute_trial: seeded build, initializer, manifest, t=0 diagnostics
-            model, layers = build_initialized(task, member.params, data, device, init_seed)
-            run.outcome["manifest"] = manifest(
-                seeds=[{"replicate": 0, **seeds}],
-                params=member.params,
-                config=cfg,
-                device=device,
-                layers=layers,
-                seed_number=root,
-            ) | {"population": facts}
-            diagnostics: list[LayerDiagnostics] = calibration_diagnostics(model, data, task)
-            run.outcome["diagnostics"] = diagnostics
-        except Exception as exc:
-            run.end("error", describe_error(exc))
-            emit(index, _outcome(run, started, t0, device))
-            continue
-        runs.append(run)
-        models.append(model)
-        position[id(run)] = index
-    if not runs:
-        return
-    stack = StackedMLP(models)
-    del models[:]  # the stack holds the weights now
-    with device_math(device, fast):
-        epochs = train_stack(runs, stack, data, fast=fast, bf16=bf16, compile=config.compile)
-        while True:
-            try:
-                left = next(epochs, None)
-            except Exception as exc:  # the shared computation failed: every member with it
-                left = [run for run in runs if run.finished_at is None]
-                for run in left:
-                    run.end("error", describe_error(exc))
-                if device.type == "cuda":
-                    with on_device(device):
-                        torch.cuda.empty_cache()
-            if left is None:
-                return
-            for run in left:  # outside the try: the caller's errors are its own
-                emit(position[id(run)], _outcome(run, started, t0, device))
-            if all(run.finished_at is not None for run in runs):
-                return
 
 
 def execute_population(
@@ -233,7 +157,9 @@ def execute_population(
 
     Members are grouped by what one stack must share (:func:`fusable_key`), each group cut to
     :func:`population_size`. A model that cannot be stacked (or ``size=1``) trains through
-    :func:`execute_trial`. Like it, nothing raises for a trial's own failure.
+    :func:`execute_trial`. Like it, nothing raises for a trial's own failure, and a lost
+    device raises :class:`~tuner.errors.DeviceLost`. A population that runs out of memory
+    trains its members again in smaller stacks (:mod:`_fused`).
     ``on_outcome(i, outcome)`` hears of member ``i`` as soon as it has left its population.
     """
     config = config or PopulationConfig()
@@ -249,14 +175,16 @@ def execute_population(
 
         chosen = [members[i] for i in group]
         if limits[keys[group[0]]] > 1:  # stackable: even alone, the stacked loop is no slower
-            _population(
+            fast = fast_by_default(device) if config.fast is None else config.fast
+            train_population(
                 chosen,
                 emit,
                 task=task,
                 data=data,
                 study_seed=study_seed,
                 device=device,
-                config=config,
+                fast=fast,
+                compile=config.compile,
             )
         else:
             emit(0, _single(chosen[0], task=task, data=data, study_seed=study_seed, device=device))

@@ -3,6 +3,16 @@
 from tuner.training._devices import on_device, resolve_device
 from tuner.training._diagnostics import LayerDiagnostics, diagnose, signal_problems
 from tuner.training._execute import execute_trial
+from tuner.training._failure import (
+    describe_error,
+    device_lost,
+    failed_fields,
+    free_memory,
+    is_device_lost,
+    is_out_of_memory,
+    release,
+    uses_cuda_allocator,
+)
 from tuner.training._function import FunctionTrial
 from tuner.training._knobs import activation_of, model_knobs, train_config
 from tuner.training._loop import (
@@ -29,7 +39,6 @@ from tuner.training._trial import (
     TrialOutcome,
     build_initialized,
     calibration_diagnostics,
-    describe_error,
     initialize,
     intra_op_threads,
     manifest,
@@ -57,12 +66,17 @@ __all__ = [
     "calibration_diagnostics",
     "clip_gradients",
     "describe_error",
+    "device_lost",
     "diagnose",
     "evaluate",
     "evaluate_regression",
     "execute_trial",
+    "failed_fields",
+    "free_memory",
     "initialize",
     "intra_op_threads",
+    "is_device_lost",
+    "is_out_of_memory",
     "loss_of",
     "make_optimizer",
     "make_scheduler",
@@ -70,6 +84,7 @@ __all__ = [
     "model_knobs",
     "on_device",
     "package_versions",
+    "release",
     "resolve_device",
     "signal_problems",
     "train",
@@ -77,4 +92,5 @@ __all__ = [
     "train_model_trial",
     "train_replicates",
     "trial_seeds",
+    "uses_cuda_allocator",
 ]

@@ -27,8 +27,8 @@ from tuner.errors import TaskError
 from tuner.inits import LayerRecord, apply_initializer
 from tuner.search import TrialParams
 from tuner.tasks import LossFn, Task, TrainFunction
-from tuner.training._devices import on_device
 from tuner.training._diagnostics import LayerDiagnostics, diagnose
+from tuner.training._failure import failed_fields
 from tuner.training._knobs import activation_of
 from tuner.training._loop import (
     EarlyStopping,
@@ -44,7 +44,6 @@ from tuner.training._loop import (
 from tuner.training._trial import (
     GLOBAL_RNG,
     TrialOutcome,
-    describe_error,
     manifest,
     state_for,
 )
@@ -177,7 +176,8 @@ def train_function_trial(
     on_epoch: EpochHook | None = None,
     seed_number: int | None = None,
 ) -> TrialOutcome:
-    """Run ``train_fn`` as one trial; every failure becomes an outcome, except interrupts."""
+    """Run ``train_fn`` as one trial; every failure becomes an outcome, except interrupts and
+    a lost device (:class:`~tuner.errors.DeviceLost`)."""
     started, t0 = datetime.now(UTC), time.perf_counter()
     ctx = FunctionTrial(
         number=number,
@@ -203,18 +203,7 @@ def train_function_trial(
             history=result.history,
         )
     except Exception as exc:
-        outcome.update(
-            state="fail",
-            stop_reason="error",
-            value=None,
-            best_epoch=None,
-            epochs_run=len(ctx.history),
-            history=ctx.history,
-            error=describe_error(exc),
-        )
-        if device.type == "cuda":
-            with on_device(device):
-                torch.cuda.empty_cache()
+        outcome.update(failed_fields(exc, device, history=ctx.history))
     recorded = manifest(
         seeds=[{"replicate": 0, **seeds}],
         params=params,

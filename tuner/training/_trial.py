@@ -2,7 +2,8 @@
 
 Nothing here raises for a trial's own failure: divergence, an exception or
 running out of memory all end in a :class:`TrialOutcome` with a stop reason,
-so the caller always has a state to record.
+so the caller always has a state to record. A lost device is no trial's failure: it raises
+:class:`~tuner.errors.DeviceLost` (see :mod:`_failure`).
 """
 
 from __future__ import annotations
@@ -27,8 +28,8 @@ from storage import ReplicateData
 from tuner.inits import LayerRecord, apply_initializer
 from tuner.search import TrialParams
 from tuner.tasks import DataSplit, Task
-from tuner.training._devices import on_device
 from tuner.training._diagnostics import LayerDiagnostics, diagnose
+from tuner.training._failure import failed_fields
 from tuner.training._knobs import activation_of, model_knobs
 from tuner.training._loop import (
     EpochStats,
@@ -140,14 +141,6 @@ def intra_op_threads(threads: int | None) -> Iterator[None]:
         torch.set_num_threads(saved)
 
 
-def describe_error(exc: BaseException) -> str:
-    if isinstance(exc, torch.cuda.OutOfMemoryError):
-        return f"out of memory: {exc}".splitlines()[0]
-    if isinstance(exc, KeyboardInterrupt):
-        return "interrupted"
-    return f"{type(exc).__name__}: {exc}"
-
-
 def initialize(
     model: nn.Module,
     task: Task,
@@ -215,6 +208,47 @@ def _replicate_rows(
     ]
 
 
+def _train_into(
+    outcome: dict[str, Any],
+    seeds: list[dict[str, int]],
+    params: TrialParams,
+    task: Task,
+    data: DataSplit,
+    config: TrainConfig,
+    device: torch.device,
+    on_epoch: Callable[[EpochStats], StopReason | None] | None,
+    root: int,
+) -> None:
+    """Move the data, build, initialize and train; the outcome's fields into ``outcome``."""
+    data = data.to(device)  # a no-op when it is there already (a worker moves it once)
+    built = [build_initialized(task, params, data, device, s["init"]) for s in seeds]
+    layers = built[0][1]
+    outcome["manifest"] = manifest(
+        seeds=seeds, params=params, config=config, device=device, layers=layers, seed_number=root
+    )
+    activation = activation_of(task, params)
+    outcome["diagnostics"] = calibration_diagnostics(built[0][0], data, task, activation)
+    result, per_seed = train_replicates(
+        [model for model, _ in built],
+        data,
+        config,
+        generators=[torch.Generator(device="cpu").manual_seed(s["data"]) for s in seeds],
+        on_epoch=on_epoch,
+    )
+    outcome.update(
+        state=state_for(result),
+        stop_reason=result.stop_reason,
+        value=result.value,
+        best_epoch=result.best_epoch,
+        epochs_run=result.epochs_run,
+        history=result.history,
+    )
+    if len(seeds) > 1:
+        outcome["replicates"] = _replicate_rows(seeds, per_seed)
+        values = [r.value for r in per_seed if r.value is not None]
+        outcome["value_std"] = statistics.pstdev(values) if len(values) > 1 else None
+
+
 def train_model_trial(
     *,
     number: int,
@@ -230,7 +264,7 @@ def train_model_trial(
     seeds: list[dict[str, int]] | None = None,
 ) -> TrialOutcome:
     """Train one configuration in the built-in loop; every failure becomes an outcome, except
-    interrupts.
+    interrupts and a lost device (:class:`~tuner.errors.DeviceLost`).
 
     Seeds derive from ``seed_number`` (default: the trial number); a retry passes its first
     attempt's number, so it re-runs the same computation. With ``replicates`` k > 1 the
@@ -244,52 +278,12 @@ def train_model_trial(
         for r in range(replicates):
             init_seed, data_seed = trial_seeds(study_seed, root, r)
             seeds.append({"replicate": r, "init": init_seed, "data": data_seed})
-    replicates = len(seeds)
     started, t0 = datetime.now(UTC), time.perf_counter()
     outcome: dict[str, Any] = {}
-    try:
-        built = [build_initialized(task, params, data, device, s["init"]) for s in seeds]
-        outcome["manifest"] = manifest(
-            seeds=seeds,
-            params=params,
-            config=config,
-            device=device,
-            layers=built[0][1],
-            seed_number=root,
-        )
-        activation = activation_of(task, params)
-        outcome["diagnostics"] = calibration_diagnostics(built[0][0], data, task, activation)
-        result, per_seed = train_replicates(
-            [model for model, _ in built],
-            data,
-            config,
-            generators=[torch.Generator(device="cpu").manual_seed(s["data"]) for s in seeds],
-            on_epoch=on_epoch,
-        )
-        outcome.update(
-            state=state_for(result),
-            stop_reason=result.stop_reason,
-            value=result.value,
-            best_epoch=result.best_epoch,
-            epochs_run=result.epochs_run,
-            history=result.history,
-        )
-        if replicates > 1:
-            outcome["replicates"] = _replicate_rows(seeds, per_seed)
-            values = [r.value for r in per_seed if r.value is not None]
-            outcome["value_std"] = statistics.pstdev(values) if len(values) > 1 else None
+    try:  # the work in its own frame: once it failed, its tensors go with the traceback
+        _train_into(outcome, seeds, params, task, data, config, device, on_epoch, root)
     except Exception as exc:
-        outcome.update(
-            state="fail",
-            stop_reason="error",
-            value=None,
-            best_epoch=None,
-            epochs_run=0,
-            error=describe_error(exc),
-        )
-        if device.type == "cuda":
-            with on_device(device):
-                torch.cuda.empty_cache()  # let the next trial start from a clean allocator
+        outcome.update(failed_fields(exc, device))
     return TrialOutcome(
         number=number,
         params=params,

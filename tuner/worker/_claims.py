@@ -16,6 +16,14 @@ import storage
 from tuner.population import PopulationConfig, largest_batch, population_size, stacks_search
 from tuner.spec import StudySpec, parse_spec
 from tuner.tasks import DataSplit, Task, build_task
+from tuner.training import (
+    TrialOutcome,
+    device_lost,
+    free_memory,
+    is_device_lost,
+    is_out_of_memory,
+    release,
+)
 from tuner.worker._asking import asks_in_memory
 from tuner.worker._config import WorkerConfig
 
@@ -71,9 +79,36 @@ class Claims:
         if name not in self._contexts:
             spec = parse_spec(spec_json)
             task = self._tasks.get(name) or build_task(spec.task)
-            data = None if task.data is None else task.data.to(self.device)
+            data = None if task.data is None else self._on_device(name, task.data)
             self._contexts[name] = StudyContext(spec, task, data)
         return self._contexts[name]
+
+    def _on_device(self, name: str, data: DataSplit) -> DataSplit:
+        """The study's data on this device, for all its trials; where it does not fit, left
+        where it is: each trial then moves it itself, and records running out of memory."""
+        try:
+            return data.to(self.device)
+        except Exception as exc:
+            if is_device_lost(exc):
+                raise device_lost(exc, self.device) from exc
+            if not is_out_of_memory(exc):
+                raise
+            log.warning("study %s: its data does not fit on %s; each trial moves it", name, exc)
+            release(exc)
+        free_memory(self.device)
+        return data
+
+    def after_population(self, ctx: StudyContext, name: str, outcome: TrialOutcome) -> None:
+        """Claim smaller populations of study ``name`` once one of them ran out of memory."""
+        facts = outcome.manifest.get("population") or {}
+        smaller: int | None = None
+        if facts.get("out_of_memory"):
+            smaller = int(facts["size"])
+        if (outcome.error or "").startswith("out of memory"):
+            smaller = 1  # even alone, or its build ran out: one trial at a time
+        if smaller is not None and (ctx.population is None or smaller < ctx.population):
+            log.warning("study %s: populations of %d from now on (out of memory)", name, smaller)
+            ctx.population = smaller
 
     def population(self, ctx: StudyContext) -> int:
         """Trials of this study to claim at once: 1 unless they can train as one stack."""

@@ -1,9 +1,10 @@
 """A study that cannot run is that study's problem: it is marked failed, the worker goes on.
 
-What counts: anything but an outage or an interrupt raised while turning a claimed run into
-a training job (parsing the stored definition, building the task or its data, loading the
-Optuna study, asking for a trial) or while settling a lost run of the study. Every trial of
-the study would meet it again, on any worker, so retrying would only spread it.
+What counts: anything but an outage, an interrupt or a lost device raised while turning a
+claimed run into a training job (parsing the stored definition, building the task or its
+data, loading the Optuna study, asking for a trial) or while settling a lost run of the
+study. Every trial of the study would meet it again, on any worker, so retrying would only
+spread it.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import logging
 import optuna
 
 import storage
+from tuner.errors import DeviceLost
 from tuner.worker._outage import is_outage
 
 log = logging.getLogger("tuner.worker")
@@ -25,8 +27,8 @@ def study_cannot_run(exc: BaseException, *, storage_errors: bool = False) -> boo
     A storage error that is no outage counts only where the study's own values met the
     database (``storage_errors``: running its job); a reaper's storage errors are its own.
     """
-    if not isinstance(exc, Exception) or is_outage(exc):
-        return False
+    if not isinstance(exc, Exception) or isinstance(exc, DeviceLost) or is_outage(exc):
+        return False  # a lost device is the worker's problem, not the study's
     return storage_errors or not isinstance(exc, storage.StorageError)
 
 

@@ -24,6 +24,7 @@ import threading
 import time
 
 import storage
+from tuner.errors import DeviceLost
 from tuner.population import Member, PopulationConfig
 from tuner.tasks import Task
 from tuner.training import TrialOutcome, intra_op_threads, resolve_device
@@ -60,6 +61,7 @@ class Worker:
         self.name = worker_id()
         self.device = resolve_device(config.device)
         self.timed_out = False
+        self.lost: DeviceLost | None = None  # the device failed: the worker stopped using it
         self._stop = threading.Event()  # no new claims; running trials are handed back
         self._leases = Leases(db, self.name, interval=config.heartbeat_interval, grace=config.grace)
         self._claims = Claims(db, self.name, self.device, config, tasks)
@@ -93,7 +95,11 @@ class Worker:
         self._stop.set()
 
     def run(self) -> int:
-        """Work until stopped (or idle, with ``exit_when_idle``); returns trials recorded."""
+        """Work until stopped (or idle, with ``exit_when_idle``); returns trials recorded.
+
+        Raises :class:`DeviceLost` (after handing back every run it held) when the device
+        failed under a trial: the process should exit, a new one gets a fresh device context.
+        """
         with self.db.session() as session:
             storage.register_worker(
                 session,
@@ -117,6 +123,8 @@ class Worker:
                     storage.stop_worker(session, self.name)
             except storage.StorageError as exc:  # its heartbeat goes stale: it reads as gone
                 log.warning("could not mark the worker stopped: %s", exc)
+        if self.lost is not None:
+            raise self.lost
         return self.ran
 
     def _release_at_exit(self, attempts: int = 5) -> None:
@@ -186,6 +194,9 @@ class Worker:
                     self._run_population(claims)
                 else:
                     self._run(claim)
+            except DeviceLost as exc:  # nothing more runs on this device: hand back, stop
+                self._device_lost(exc, held)
+                return
             except Exception as exc:
                 if is_outage(exc):  # mid-job: its runs go back once the database is up
                     log.warning("the database went away during a trial: %s", exc)
@@ -198,6 +209,15 @@ class Worker:
                 while_unavailable(failed, stop=self._stop, what="marking a study failed")
                 self._claims.forget(claim.study_name)
 
+    def _device_lost(self, exc: DeviceLost, held: list[int]) -> None:
+        """Stop the worker: its device failed under runs ``held`` (handed back, no retry
+        spent: the trials were not at fault). The other slots hand theirs back as they stop."""
+        log.error("%s (handed back run(s) %s)", exc, held)
+        self.lost = self.lost or exc
+        self._stop.set()
+        release = functools.partial(self._leases.release, held, why=f"handed back: {exc}")
+        while_unavailable(release, stop=threading.Event(), what="handing back")
+
     def _run_population(self, claims: list[storage.Claim]) -> None:
         """Ask a trial per claim, train them as populations, record each as it ends."""
         jobs = [self._assembly.start(claim) for claim in claims]
@@ -209,6 +229,7 @@ class Worker:
 
         def record(i: int, outcome: TrialOutcome) -> None:
             finished[i] = True
+            self._claims.after_population(ctx, jobs[i].claim.study_name, outcome)
             self._finish(jobs[i], outcome)
 
         assert ctx.data is not None, "populations train only tasks of the built-in loop"
@@ -222,12 +243,13 @@ class Worker:
                 config=PopulationConfig(size=len(jobs), fast=self.config.fast),
                 on_outcome=record,
             )
-        except BaseException:  # an interrupt: hand back what is still training
+        except BaseException as exc:  # an interrupt, a lost device: hand back what trains
+            why = f"handed back: {exc}" if isinstance(exc, DeviceLost) else "interrupted"
             for job, done in zip(jobs, finished, strict=True):
                 if not done:
                     job.reporter.flush()
                     self._recorder.hand_back(
-                        job.claim, job.study, job.reporter.trial, job.root, "interrupted"
+                        job.claim, job.study, job.reporter.trial, job.root, why
                     )
             raise
 
@@ -246,9 +268,10 @@ class Worker:
                 seed_number=job.root,
                 replicates=job.ctx.spec.replicates,
             )
-        except BaseException:  # an interrupt: hand the trial back, then let it propagate
+        except BaseException as exc:  # an interrupt, a lost device: hand back, propagate
+            why = f"handed back: {exc}" if isinstance(exc, DeviceLost) else "interrupted"
             job.reporter.flush()
-            self._recorder.hand_back(claim, job.study, job.reporter.trial, job.root, "interrupted")
+            self._recorder.hand_back(claim, job.study, job.reporter.trial, job.root, why)
             raise
         self._finish(job, outcome)
 
