@@ -56,7 +56,7 @@ def resolve_device(name: str | None = None) -> torch.device:
 def on_device(device: torch.device) -> contextlib.AbstractContextManager[object]:
     """For a CUDA device, ``torch.cuda.device(device)``: calls that act on the *current* GPU
     (``is_bf16_supported``, ``pin_memory``, ``empty_cache``) then act on this one instead of
-    opening a context on GPU 0. Elsewhere nothing."""
-    if device.type == "cuda":
+    opening a context on GPU 0. Elsewhere (or with no CUDA to act on) nothing."""
+    if device.type == "cuda" and torch.cuda.is_available():
         return torch.cuda.device(device)
     return contextlib.nullcontext()
