@@ -6,12 +6,14 @@ from tuner.population._optim import StackedOptimizer
 from tuner.population._run import (
     CPU_CAP,
     CUDA_CAP,
+    MEMORY_SHARE,
     STACKED_KNOBS,
     PopulationConfig,
     execute_population,
     largest_batch,
     population_groups,
     population_size,
+    sampler_cap,
     stackable,
     stacks_search,
 )
@@ -21,6 +23,7 @@ from tuner.population._train import Member, bf16_matmuls, device_math
 __all__ = [
     "CPU_CAP",
     "CUDA_CAP",
+    "MEMORY_SHARE",
     "STACKED_KNOBS",
     "Member",
     "PopulationConfig",
@@ -32,6 +35,7 @@ __all__ = [
     "largest_batch",
     "population_groups",
     "population_size",
+    "sampler_cap",
     "stack_plan",
     "stackable",
     "stacks_search",

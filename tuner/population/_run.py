@@ -38,12 +38,21 @@ from tuner.training import (
 
 CPU_CAP = 8  # beyond this a 2-16 core CPU gains nothing: the work per member dominates
 CUDA_CAP = 64
-MEMORY_SHARE = 0.5  # of the free device memory (CUDA) or available RAM (CPU) a population may use
+MEMORY_SHARE = 0.5  # of the free device memory (CUDA) or available RAM (CPU) a worker's
+# populations may use, shared out between its slots
+#: A sampler that learns from finished trials sees the study in at least this many rounds:
+#: the default population is at most n_trials / 4, so three quarters of the trials are
+#: asked with the results of a quarter or more in hand (at K = 64 TPE would ask a whole
+#: 40-trial quickstart before it saw one result, a random search by another name).
+SAMPLER_ROUNDS = 4
+#: Samplers that do not learn from results: any population size asks as well.
+NON_LEARNING_SAMPLERS = frozenset({"random", "grid"})
 
 
 @dataclass(frozen=True)
 class PopulationConfig:
     size: int | None = None  # members per population; None: from free memory and model size
+    share: float = MEMORY_SHARE  # of free memory this population may use (a slot's share)
     fast: bool | None = None  # bf16 autocast, TF32 and fused optimizer kernels; None: CUDA only
     compile: bool = False  # torch.compile the stacked forward pass
 
@@ -107,12 +116,20 @@ def population_size(
     per_member = 4 * (5 * n_params + 4 * batch_size * widths)
     if device.type == "cuda":
         free = _free_device_memory(device)
-        return max(1, min(CUDA_CAP, int(free * MEMORY_SHARE // per_member)))
+        return max(1, min(CUDA_CAP, int(free * config.share // per_member)))
     try:
         available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (ValueError, OSError, AttributeError):  # not Linux: the cap decides
         return CPU_CAP
-    return max(1, min(CPU_CAP, int(available * MEMORY_SHARE // per_member)))
+    return max(1, min(CPU_CAP, int(available * config.share // per_member)))
+
+
+def sampler_cap(sampler: str, n_trials: int) -> int | None:
+    """The largest default population that leaves a learning sampler something to learn
+    from (:data:`SAMPLER_ROUNDS` rounds of the budget); None for samplers that do not learn."""
+    if sampler in NON_LEARNING_SAMPLERS:
+        return None
+    return max(1, n_trials // SAMPLER_ROUNDS)
 
 
 def _free_device_memory(device: torch.device) -> int:

@@ -1,6 +1,6 @@
 """One trial's training: the epoch loop, early stopping, t=0 diagnostics and the manifest."""
 
-from tuner.training._devices import on_device, resolve_device
+from tuner.training._devices import on_device, resolve_device, settle_stream, slot_stream
 from tuner.training._diagnostics import LayerDiagnostics, diagnose, signal_problems
 from tuner.training._execute import execute_trial
 from tuner.training._failure import (
@@ -86,7 +86,9 @@ __all__ = [
     "package_versions",
     "release",
     "resolve_device",
+    "settle_stream",
     "signal_problems",
+    "slot_stream",
     "train",
     "train_config",
     "train_model_trial",

@@ -60,3 +60,19 @@ def on_device(device: torch.device) -> contextlib.AbstractContextManager[object]
     if device.type == "cuda" and torch.cuda.is_available():
         return torch.cuda.device(device)
     return contextlib.nullcontext()
+
+
+def slot_stream(device: torch.device) -> contextlib.AbstractContextManager[object]:
+    """A CUDA stream of the calling slot's own, current on its thread while entered: slots
+    sharing a GPU overlap their kernels instead of queueing on the default stream, and one
+    slot's end-of-epoch sync waits only for its own work. Elsewhere nothing."""
+    if device.type == "cuda" and torch.cuda.is_available():
+        return torch.cuda.stream(torch.cuda.Stream(device))
+    return contextlib.nullcontext()
+
+
+def settle_stream(device: torch.device) -> None:
+    """Wait for the calling thread's stream on ``device``: what it wrote (a study's data,
+    shared by every slot) is then complete for work queued on any other stream."""
+    if device.type == "cuda" and torch.cuda.is_available():
+        torch.cuda.current_stream(device).synchronize()

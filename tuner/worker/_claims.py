@@ -13,7 +13,14 @@ from dataclasses import dataclass
 import torch
 
 import storage
-from tuner.population import PopulationConfig, largest_batch, population_size, stacks_search
+from tuner.population import (
+    MEMORY_SHARE,
+    PopulationConfig,
+    largest_batch,
+    population_size,
+    sampler_cap,
+    stacks_search,
+)
 from tuner.spec import StudySpec, parse_spec
 from tuner.tasks import DataSplit, Task, build_task
 from tuner.training import (
@@ -23,6 +30,7 @@ from tuner.training import (
     is_device_lost,
     is_out_of_memory,
     release,
+    settle_stream,
 )
 from tuner.worker._asking import asks_in_memory
 from tuner.worker._config import WorkerConfig
@@ -87,7 +95,9 @@ class Claims:
         """The study's data on this device, for all its trials; where it does not fit, left
         where it is: each trial then moves it itself, and records running out of memory."""
         try:
-            return data.to(self.device)
+            moved = data.to(self.device)
+            settle_stream(self.device)  # every slot's stream reads it
+            return moved
         except Exception as exc:
             if is_device_lost(exc):
                 raise device_lost(exc, self.device) from exc
@@ -119,8 +129,11 @@ class Claims:
                 ctx.population = 1
             else:
                 batch = largest_batch(spec.search.batch_size)
-                config = PopulationConfig(size=wanted or None)
-                ctx.population = population_size(ctx.task, batch, self.device, config)
+                share = MEMORY_SHARE / self.config.slots  # slots on one device share it
+                config = PopulationConfig(size=wanted or None, share=share)
+                size = population_size(ctx.task, batch, self.device, config)
+                cap = None if wanted else sampler_cap(spec.sampler.name, spec.budget.n_trials)
+                ctx.population = size if cap is None else min(size, cap)
         return ctx.population
 
     def claim_more(self, claim: storage.Claim) -> list[storage.Claim]:

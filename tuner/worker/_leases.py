@@ -92,11 +92,20 @@ class Leases:
 
     def release(self, run_ids: Sequence[int] | None = None, *, why: str | None = None) -> None:
         """Hand back the runs this worker still holds (``run_ids``, or all as it stops):
-        recorded as failed (``why``), their configurations queued again."""
+        recorded as failed (``why``), their configurations queued again, no retry spent."""
         with self.db.session() as session:
             held = storage.release_runs(session, self.worker, run_ids)
         for run in held:
             settle_lost_run(self.db, run, grace=self.grace, handed_back=True, why=why)
+
+    def reap_own(self, run_id: int) -> None:
+        """Settle a run of this worker's whose lease ran out here (no heartbeat got through
+        for the grace) as a reaper would: recorded lost, retried while retries are left.
+        Nothing if another worker's reaper took it first."""
+        with self.db.session() as session:
+            held = storage.release_runs(session, self.worker, [run_id])
+        for run in held:
+            settle_lost_run(self.db, run, grace=self.grace)
 
     def reap(self) -> None:
         """Fail, record and retry the runs whose lease ran out (at most once an interval)."""

@@ -124,9 +124,9 @@ class Recorder:
             reporter.flush()
             # A reaper that took the run records it and queues the retry. If none did (the
             # lease ran out here while the database was away, and no other worker reaped
-            # it), the run is still ours: hand it back, or the heartbeat keeps it forever.
-            why = "handed back: no heartbeat reached the database for the lease's grace"
-            self.leases.release([claim.run_id], why=why)
+            # it), the run is still ours: settle it as a reaper would, or the heartbeat
+            # keeps it alive, untrained, forever.
+            self.leases.reap_own(claim.run_id)
             return
         if outcome.stop_reason == "cancelled" and not self.leases.cancelled(claim.study_name):
             reporter.flush()

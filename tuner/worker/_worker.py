@@ -27,7 +27,7 @@ import storage
 from tuner.errors import DeviceLost
 from tuner.population import Member, PopulationConfig
 from tuner.tasks import Task
-from tuner.training import TrialOutcome, intra_op_threads, resolve_device
+from tuner.training import TrialOutcome, intra_op_threads, resolve_device, slot_stream
 from tuner.worker import _assembly
 from tuner.worker._assembly import Assembly, Job
 from tuner.worker._claims import Claims
@@ -165,6 +165,10 @@ class Worker:
     # -- the loop ----------------------------------------------------------------------------
 
     def _slot_loop(self) -> None:
+        with slot_stream(self.device):  # its own CUDA stream: slots on one GPU overlap
+            self._slot_work()
+
+    def _slot_work(self) -> None:
         while not self._stop.is_set():
             if self.config.deadline is not None and _assembly._clock() > self.config.deadline:
                 self.timed_out = True

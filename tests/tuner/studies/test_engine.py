@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import storage
-from tuner.errors import SpecError, TunerError
+from tuner.errors import DeviceLost, SpecError, TunerError
 from tuner.spec import parse_spec
 from tuner.studies import run_study
 from tuner.training import EpochStats
@@ -144,7 +144,7 @@ def test_pruned_trials_are_recorded(database_url: str) -> None:
 @pytest.mark.parametrize(
     ("exc", "message"),
     [
-        (RuntimeError("CUDA error: an illegal memory access"), "RuntimeError: CUDA error"),
+        (ValueError("a bug in the user's code"), "ValueError: a bug"),
         (
             torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2 GiB"),
             "out of memory",
@@ -178,6 +178,31 @@ def test_an_exception_in_a_trial_is_a_failed_row_and_the_run_goes_on(
     # the retry runs the same configuration with the same seeds
     assert retry.state == "complete" and retry.params_json == failed.params_json
     assert other.state == "complete" and other.params_json["seeds"] != failed.params_json["seeds"]
+
+
+def test_a_cuda_error_ends_the_run_with_the_trial_handed_back_not_failed(
+    database_url: str,
+) -> None:
+    """A CUDA error (not an OOM) poisons the device: the run stops saying so, and the trial
+    is queued again, unspent, for a worker whose device still works."""
+    spec = _spec("lost", budget={"n_trials": 2, "max_epochs": 2, "max_retries": 0})
+
+    class Boom(RunObserver):
+        def epoch_finished(self, number: int, stats: EpochStats) -> None:
+            raise RuntimeError("CUDA error: an illegal memory access")
+
+    with pytest.raises(DeviceLost, match="CUDA error"):
+        run_study(spec, database_url=database_url, observer=Boom())
+    db = storage.Database(database_url)
+    try:
+        with db.session() as session:
+            runs = storage.count_runs_by_state(session, "lost")
+            record = storage.get_study_record(session, "lost")
+    finally:
+        db.dispose()
+    assert runs.get("pending", 0) >= 1 and runs.get("running", 0) == 0
+    assert record is not None and record.status != "failed"
+    assert not [r for r in _rows(database_url, "lost") if r.state == "complete"]
 
 
 def test_errors_are_not_retried_past_max_retries(database_url: str) -> None:
@@ -372,11 +397,11 @@ def test_a_reaper_that_fails_between_marking_and_requeueing_loses_no_trial(
     calls: list[int] = []
     real_settle, real_queue = _settle.settle_lost_run, _settle.queue_again
 
-    def settle_once_failing(db: storage.Database, run: storage.LostRun, *, grace: float) -> None:
+    def settle_once_failing(db: storage.Database, run: storage.LostRun, **kwargs: Any) -> None:
         calls.append(run.run_id)
         if fail_at == "reaper" and len(calls) == 1:
             raise storage.StorageError("injected: the reaper dies after marking the run")
-        real_settle(db, run, grace=grace)
+        real_settle(db, run, **kwargs)
 
     def queue_once_failing(*args: Any, **kwargs: Any) -> None:
         real_queue(*args, **kwargs)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from tuner.errors import TunerError
 from tuner.population import bf16_matmuls
 from tuner.spec import parse_spec
 from tuner.studies import run_study
-from tuner.training import on_device, resolve_device
+from tuner.training import on_device, resolve_device, settle_stream, slot_stream
 from tuner.worker import Worker, WorkerConfig
 
 
@@ -159,3 +160,54 @@ def test_bf16_is_asked_of_the_trials_gpu_not_the_current_one(
     assert current.index == 0  # restored afterwards
     with on_device(torch.device("cpu")):
         assert current.index == 0
+
+
+class _Streams:
+    """torch.cuda's stream calls, recorded: which stream each thread made current, and
+    which it waited for."""
+
+    def __init__(self) -> None:
+        self.made: list[tuple[str, int]] = []
+        self.current: dict[str, int] = {}
+        self.waited: list[int] = []
+
+    def stream_class(self, device: torch.device) -> int:
+        self.made.append((str(device), len(self.made)))
+        return len(self.made) - 1
+
+    @contextlib.contextmanager
+    def stream(self, stream: int) -> Iterator[None]:
+        name = threading.current_thread().name
+        self.current[name] = stream
+        yield
+
+    def current_stream(self, device: torch.device) -> _Streams:
+        self.waiting = self.current[threading.current_thread().name]
+        return self
+
+    def synchronize(self) -> None:
+        self.waited.append(self.waiting)
+
+
+def test_each_slot_on_a_gpu_gets_a_stream_of_its_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    _gpus(monkeypatch, 1)
+    streams = _Streams()
+    monkeypatch.setattr(torch.cuda, "Stream", streams.stream_class)
+    monkeypatch.setattr(torch.cuda, "stream", streams.stream)
+    monkeypatch.setattr(torch.cuda, "current_stream", streams.current_stream)
+
+    def slot() -> None:
+        with slot_stream(torch.device("cuda", 0)):
+            settle_stream(torch.device("cuda", 0))  # as a slot does after moving data
+
+    threads = [threading.Thread(target=slot, name=f"slot-{i}") for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(streams.made) == [("cuda:0", 0), ("cuda:0", 1)]
+    assert sorted(streams.current.values()) == [0, 1]  # one each, not the default stream
+    assert sorted(streams.waited) == [0, 1]  # each waited for its own stream's work
+    with slot_stream(torch.device("cpu")):
+        settle_stream(torch.device("cpu"))
+    assert len(streams.made) == 2  # nothing on the CPU
