@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from tuner.population._stack import StackedMLP, stack_plan
-from tuner.population._train import Member, MemberRun, bf16_matmuls, device_math, train_stack
+from tuner.population._train import Member, MemberRun, bf16_matmuls, train_stack
 from tuner.spec import IntRange, SearchSpec
 from tuner.tasks import DataSplit, Task
 from tuner.training import (
@@ -47,7 +47,9 @@ MEMORY_SHARE = 0.5  # of the free device memory (CUDA) or available RAM (CPU) a 
 @dataclass(frozen=True)
 class PopulationConfig:
     size: int | None = None  # members per population; None: from free memory and model size
-    fast: bool | None = None  # bf16 autocast, TF32 and fused optimizer kernels; None: CUDA only
+    # bf16 matmuls and fused optimizer kernels; None: CUDA only (:func:`resolve_fast`). The
+    # fp32 precision (TF32) is the process's, set by whoever runs it (the worker), not here.
+    fast: bool | None = None
     compile: bool = False  # torch.compile the stacked forward pass
 
 
@@ -118,8 +120,15 @@ def population_size(
     return max(1, min(CPU_CAP, int(available * MEMORY_SHARE // per_member)))
 
 
-def fast_by_default(device: torch.device) -> bool:
-    return device.type == "cuda"
+def resolve_fast(device: torch.device, fast: bool | None) -> bool:
+    """Whether ``fast`` (None: the default) means fast mode on ``device``: on CUDA only."""
+    return device.type == "cuda" if fast is None else fast
+
+
+def population_matmuls(device: torch.device, fast: bool | None) -> str:
+    """The dtype a population's matmuls run in on ``device``: bf16 in fast mode where it pays
+    (:func:`bf16_matmuls`), else the parameters' own, float32."""
+    return "bfloat16" if resolve_fast(device, fast) and bf16_matmuls(device) else "float32"
 
 
 def largest_batch(dim: int | list[int] | IntRange) -> int:
@@ -157,13 +166,13 @@ def _population(
 ) -> None:
     """Build, stack and train ``members``; ``emit(i, outcome)`` as each one leaves."""
     started, t0 = datetime.now(UTC), time.perf_counter()
-    fast = fast_by_default(device) if config.fast is None else config.fast
-    bf16 = fast and bf16_matmuls(device)  # else the parameters' own dtype
+    fast = resolve_fast(device, config.fast)
+    matmuls = population_matmuls(device, config.fast)
     facts = {
         "size": len(members),
         "members": [m.number for m in members],  # in stack order: what a replay re-runs
         "fast": fast,
-        "matmuls": "bfloat16" if bf16 else "float32",
+        "matmuls": matmuls,
     }
     runs: list[MemberRun] = []
     models: list[nn.Module] = []
@@ -198,23 +207,25 @@ def _population(
         return
     stack = StackedMLP(models)
     del models[:]  # the stack holds the weights now
-    with device_math(device, fast):
-        epochs = train_stack(runs, stack, data, fast=fast, bf16=bf16, compile=config.compile)
-        while True:
-            try:
-                left = next(epochs, None)
-            except Exception as exc:  # the shared computation failed: every member with it
-                left = [run for run in runs if run.finished_at is None]
-                for run in left:
-                    run.end("error", describe_error(exc))
-                if device.type == "cuda":
-                    torch.cuda.empty_cache()
-            if left is None:
-                return
-            for run in left:  # outside the try: the caller's errors are its own
-                emit(position[id(run)], _outcome(run, started, t0, device))
-            if all(run.finished_at is not None for run in runs):
-                return
+    # The fp32 precision is the process's, recorded in each manifest above; nothing here
+    # changes it (process-global flags toggled per slot thread would leak between slots).
+    bf16 = matmuls == "bfloat16"
+    epochs = train_stack(runs, stack, data, fast=fast, bf16=bf16, compile=config.compile)
+    while True:
+        try:
+            left = next(epochs, None)
+        except Exception as exc:  # the shared computation failed: every member with it
+            left = [run for run in runs if run.finished_at is None]
+            for run in left:
+                run.end("error", describe_error(exc))
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
+        if left is None:
+            return
+        for run in left:  # outside the try: the caller's errors are its own
+            emit(position[id(run)], _outcome(run, started, t0, device))
+        if all(run.finished_at is not None for run in runs):
+            return
 
 
 def execute_population(

@@ -7,7 +7,6 @@ the same order at every epoch end. Members that stop leave the stack at the epoc
 
 from __future__ import annotations
 
-import contextlib
 import math
 import time
 from collections.abc import Iterator
@@ -101,20 +100,6 @@ class MemberRun:
         if should_stop:
             return self.end("patience")
         return self.end("max_epochs") if stats.epoch >= cfg.max_epochs else None
-
-
-@contextlib.contextmanager
-def device_math(device: torch.device, fast: bool) -> Iterator[None]:
-    """TF32 matmuls on CUDA in fast mode, restored afterwards."""
-    if not (fast and device.type == "cuda"):
-        yield
-        return
-    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
-    try:
-        yield
-    finally:
-        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
 
 
 def train_stack(

@@ -22,6 +22,13 @@ from tuner.training._loop import (
     train,
     train_replicates,
 )
+from tuner.training._numerics import (
+    FLAGS,
+    fp32_precision,
+    held_precision,
+    precision_for,
+    precision_in_effect,
+)
 from tuner.training._trial import (
     CALIBRATION_ROWS,
     GLOBAL_RNG,
@@ -40,6 +47,7 @@ from tuner.training._trial import (
 __all__ = [
     "CALIBRATION_ROWS",
     "EVAL_CHUNK",
+    "FLAGS",
     "GLOBAL_RNG",
     "EarlyStopping",
     "EpochHook",
@@ -60,6 +68,8 @@ __all__ = [
     "evaluate",
     "evaluate_regression",
     "execute_trial",
+    "fp32_precision",
+    "held_precision",
     "intra_op_threads",
     "loss_of",
     "make_optimizer",
@@ -67,6 +77,8 @@ __all__ = [
     "manifest",
     "model_knobs",
     "package_versions",
+    "precision_for",
+    "precision_in_effect",
     "resolve_device",
     "signal_problems",
     "train",
