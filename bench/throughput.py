@@ -233,6 +233,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="intra-op threads, both")
     parser.add_argument("--repeat", type=int, default=1, help="alternate runs; medians")
     parser.add_argument("--peer", type=Path, default=PEER)
+    parser.add_argument("--peak-size", type=int, default=None, help="peak matmuls' size")
     args = parser.parse_args()
     if not args.peer.is_file():
         sys.exit(f"peer script not found: {args.peer} (give --peer PATH)")
@@ -258,6 +259,8 @@ def main() -> None:
     peer = median_run(peers)
     runs = {k: median_run(v) for k, v in ours.items()}
     plan = peak_plan(device)
+    if args.peak_size:
+        plan = PeakPlan(args.peak_size, plan.k, plan.rounds)
     kinds = sorted({"fp32", *(run["trained_in"] for run in runs.values())}, key=FASTEST_FIRST.index)
     peaks = {kind: peak_flops(device, kind, plan) for kind in kinds}
     peer["trained_in"] = "fp32"  # plain torch: no population, torch's default flags
