@@ -21,7 +21,8 @@ plain SQL on the SQLite results table (``tuner_trial_results``).
 
 ``--dry``: on CPU with tiny settings (every line then says ``"device": "cpu"``); the parts
 that need CUDA (CUDA-event timing, the CUDA-generator comparison, the ``cuda:0`` checks of
-manifests and reports) are left out and named in the line's ``dry_skipped`` field.
+manifests and reports) are left out and named in the line's ``dry_skipped`` field, which
+always begins ``skipped: no CUDA``.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ WORK = Path(os.environ.get("GPU_CHECK_WORK", "/tmp/gpu_check"))
 # restructure), then the subpackages' __init__ faces (after it). Never an underscore module.
 FACES = ("tuner", "tuner.spec", "tuner.inits", "tuner.training", "tuner.studies", "tuner.tasks")
 FOUND_IN: dict[str, str] = {}
+NO_CUDA = "skipped: no CUDA"  # how a dry line names the parts it left out
 
 
 def public(name: str) -> Any:
@@ -166,10 +168,39 @@ def tuner_cli(ctx: Ctx, *args: str, timeout: float | None = None) -> tuple[int, 
     return sh(ctx, [sys.executable, "-c", cli_shim(), *args], timeout=timeout)
 
 
+def spec_path(ctx: Ctx) -> Path:
+    """The study the run, replay and check steps use: the quickstart; with ``--dry`` the same
+    study made tiny (a 32-wide MLP on the digits, 2 epochs), so the code paths run in seconds."""
+    if not ctx.dry:
+        return SPEC
+    import yaml
+
+    data = yaml.safe_load(SPEC.read_text(encoding="utf-8"))
+    data["task"].update(hidden=[32], dataset="digits")
+    data["budget"]["max_epochs"] = 2
+    WORK.mkdir(parents=True, exist_ok=True)
+    path = WORK / "dry_spec.yaml"
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    return path
+
+
 def study_name() -> str:
     import yaml
 
     return str(yaml.safe_load(SPEC.read_text(encoding="utf-8"))["name"])
+
+
+def fp32_flags() -> dict[str, str]:
+    """The process's fp32 precision per CUDA backend, read through torch's fp32_precision API
+    (the legacy allow_tf32 flags raise once anything used it); "none": nothing set."""
+    import torch
+
+    cudnn: Any = torch.backends.cudnn
+    return {
+        "matmul": str(torch.backends.cuda.matmul.fp32_precision),
+        "cudnn_conv": str(cudnn.conv.fp32_precision),
+        "cudnn_rnn": str(cudnn.rnn.fp32_precision),
+    }
 
 
 def db_path(variant: str) -> Path:
@@ -200,6 +231,7 @@ def step_env(ctx: Ctx) -> None:
         "cuda_available": torch.cuda.is_available(),
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
+        "fp32_precision_default": fp32_flags(),  # torch's, before any tuner code runs
     }
     if torch.cuda.is_available():
         props = torch.cuda.get_device_properties(0)
@@ -247,6 +279,8 @@ def step_env(ctx: Ctx) -> None:
     fields["tuner_initializers"] = len(public("INITIALIZERS"))
     fields["tuner_auto_device"] = str(public("resolve_device")("auto"))
     fields["public_names_from"] = dict(FOUND_IN)
+    if ctx.dry and not torch.cuda.is_available():
+        fields["dry_skipped"] = f"{NO_CUDA}: device properties"
     fields["storage_names"] = len(getattr(storage, "__all__", ()))
     rc, _, err, _ = tuner_cli(ctx, "--help", timeout=60)
     fields["cli_help_rc"] = rc
@@ -259,62 +293,68 @@ def step_env(ctx: Ctx) -> None:
 # 2. matmul peaks
 
 
+def matmul_round_s(a: Any, b: Any, out: Any, k: int) -> float:
+    """Seconds per matmul over one round of ``k`` (CUDA events on CUDA: no host sync inside)."""
+    import torch
+
+    if a.device.type == "cuda":
+        start = torch.cuda.Event(enable_timing=True)
+        end = torch.cuda.Event(enable_timing=True)
+        start.record()
+        for _ in range(k):
+            torch.matmul(a, b, out=out)
+        end.record()
+        end.synchronize()
+        return float(start.elapsed_time(end)) / 1e3 / k
+    t0 = time.perf_counter()
+    for _ in range(k):
+        torch.matmul(a, b, out=out)
+    return (time.perf_counter() - t0) / k
+
+
 def step_matmul(ctx: Ctx) -> None:
     import torch
 
     n = 512 if ctx.dry else 8192
-    warmups, reps = (1, 3) if ctx.dry else (3, 10)
+    k, rounds = (2, 3) if ctx.dry else (10, 5)  # K matmuls per timed round; the warm-up: K too
     device = torch.device(ctx.device)
+    matmul: Any = torch.backends.cuda.matmul  # set through the new API only (not allow_tf32)
     results: dict[str, Any] = {}
-    previous = torch.get_float32_matmul_precision()
+    previous = matmul.fp32_precision
     try:
         for label, dtype, precision in (
-            ("fp32", torch.float32, "highest"),
-            ("tf32", torch.float32, "high"),
-            ("bf16", torch.bfloat16, "highest"),
+            ("fp32", torch.float32, "ieee"),
+            ("tf32", torch.float32, "tf32"),
+            ("bf16", torch.bfloat16, "ieee"),
         ):
-            torch.set_float32_matmul_precision(precision)
+            matmul.fp32_precision = precision
             gen = torch.Generator(device=device).manual_seed(0)
             a = torch.randn(n, n, device=device, dtype=dtype, generator=gen)
             b = torch.randn(n, n, device=device, dtype=dtype, generator=gen)
-            for _ in range(warmups):
-                a @ b
-            times: list[float] = []
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-                for _ in range(reps):
-                    start = torch.cuda.Event(enable_timing=True)
-                    end = torch.cuda.Event(enable_timing=True)
-                    start.record()
-                    a @ b
-                    end.record()
-                    end.synchronize()
-                    times.append(start.elapsed_time(end) / 1e3)
-            else:
-                for _ in range(reps):
-                    t0 = time.perf_counter()
-                    a @ b
-                    times.append(time.perf_counter() - t0)
+            out = torch.empty_like(a)
+            matmul_round_s(a, b, out, k)  # the warm-up round: the same K as the timed ones
+            times = [matmul_round_s(a, b, out, k) for _ in range(rounds)]
             mean = sum(times) / len(times)
             results[label] = {
                 "tflops_mean": round(2 * n**3 / mean / 1e12, 2),
                 "tflops_best": round(2 * n**3 / min(times) / 1e12, 2),
                 "ms_mean": round(mean * 1e3, 3),
+                "fp32_precision": matmul.fp32_precision,
             }
-            del a, b
+            del a, b, out
     finally:
-        torch.set_float32_matmul_precision(previous)
+        matmul.fp32_precision = previous
     emit(
         "matmul_peaks",
         ctx,
-        ok=True,
+        ok=fp32_flags()["matmul"] == previous,  # left as it was
         n=n,
-        warmups=warmups,
-        reps=reps,
+        k=k,
+        rounds=rounds,
         timer="cuda events" if device.type == "cuda" else "perf_counter",
         data="torch.randn",
         **(
-            {"dry_skipped": "CUDA: 8192^3 timed with CUDA events (512^3 on CPU instead)"}
+            {"dry_skipped": f"{NO_CUDA}: 8192^3 timed with CUDA events (512^3 on CPU instead)"}
             if ctx.dry
             else {}
         ),
@@ -440,7 +480,7 @@ def step_inits(ctx: Ctx) -> None:
         differing=differing,
         skipped=skipped,
         **(
-            {"dry_skipped": "CUDA model and CUDA generator (cpu against cpu instead)"}
+            {"dry_skipped": f"{NO_CUDA}: CUDA model and CUDA generator (cpu against cpu instead)"}
             if ctx.dry
             else {}
         ),
@@ -476,12 +516,14 @@ def summarize_db(path: Path, name: str) -> dict[str, Any]:
     m_devices: Counter[str] = Counter()
     m_names: Counter[str] = Counter()
     pops: Counter[str] = Counter()
-    tf32: Counter[str] = Counter()
+    precisions: Counter[str] = Counter()
     for *_, manifest_json in rows:
         m = json.loads(manifest_json) if manifest_json else {}
         m_devices[str(m.get("device"))] += 1
         m_names[str(m.get("device_name"))] += 1
-        tf32[str((m.get("deterministic") or {}).get("tf32_matmul"))] += 1
+        flags = m.get("deterministic") or {}
+        recorded = flags.get("fp32_precision", {"tf32_matmul": flags.get("tf32_matmul")})
+        precisions[json.dumps(recorded, sort_keys=True)] += 1
         pop = m.get("population")
         pops[
             "single"
@@ -496,7 +538,7 @@ def summarize_db(path: Path, name: str) -> dict[str, Any]:
         "row_device": dict(devices),
         "manifest_device": dict(m_devices),
         "manifest_device_name": dict(m_names),
-        "manifest_tf32_matmul": dict(tf32),
+        "manifest_fp32_precision": dict(precisions),
         "populations": dict(pops),
         "best_value": max(values) if values else None,
     }
@@ -510,7 +552,7 @@ def step_run(ctx: Ctx) -> None:
         Path(f"{db}{suffix}").unlink(missing_ok=True)
     url = f"sqlite:///{db}"
     name = study_name()
-    argv = ["run", str(SPEC), "--n-trials", str(trials), "--device", ctx.tuner_device]
+    argv = ["run", str(spec_path(ctx)), "--n-trials", str(trials), "--device", ctx.tuner_device]
     argv += ["--database-url", url, *flags]
     rc, out, err, seconds = tuner_cli(ctx, *argv)
     fields: dict[str, Any] = {
@@ -530,12 +572,20 @@ def step_run(ctx: Ctx) -> None:
         fields["results_cli_rc"] = rrc
         if rrc:
             fields["results_cli_error"] = tail(rerr)
+    # What the worker holds (the CLI's default: fast on CUDA), as every manifest must record
+    fast = ctx.variant == "fast" or (ctx.variant == "slots" and not ctx.dry)
+    expected = json.dumps(
+        dict.fromkeys(("cudnn_conv", "cudnn_rnn", "matmul"), "tf32" if fast else "ieee")
+    )
+    fields["fp32_precision_expected"] = json.loads(expected)
     ok = rc == 0 and fields.get("trials", 0) > 0 and fields.get("results_cli_rc") == 0
+    if ok and set(fields.get("manifest_fp32_precision", {})) != {expected}:
+        ok, fields["error"] = False, "a manifest records another fp32 precision than the worker's"
     if ok and not ctx.dry:
         ok = set(fields.get("manifest_device", {})) == {"cuda:0"}
     if ctx.dry:
-        fields["dry_skipped"] = "cuda:0 (run on cpu; manifest device not checked for cuda:0)"
-    if not ok:
+        fields["dry_skipped"] = f"{NO_CUDA}: cuda:0 (run on cpu; manifest device not checked)"
+    if not ok and "error" not in fields:
         fields["error"] = tail(err or out) or "no trials recorded or wrong device in manifests"
     emit(f"tuner_run_{ctx.variant}", ctx, ok=ok, **fields)
 
@@ -583,6 +633,8 @@ def step_replay(ctx: Ctx) -> None:
             ),
             "version_drift": [ln.strip() for ln in err.splitlines() if "recorded" in ln][:5],
         }
+        if ctx.dry:
+            fields["dry_skipped"] = f"{NO_CUDA}: a cuda:0 trial replayed on cuda:0 (cpu instead)"
         ran = (rc == 0 and exact) or (rc == 1 and differs)
         if not ran:
             fields["error"] = tail(err or out)
@@ -600,7 +652,7 @@ def step_check(ctx: Ctx) -> None:
     WORK.mkdir(parents=True, exist_ok=True)
     report = WORK / "check.json"
     report.unlink(missing_ok=True)
-    argv = ["check", str(SPEC), "--device", ctx.tuner_device, "--json", str(report)]
+    argv = ["check", str(spec_path(ctx)), "--device", ctx.tuner_device, "--json", str(report)]
     rc, out, err, seconds = tuner_cli(ctx, *argv)
     fields: dict[str, Any] = {"command": "tuner " + " ".join(argv), "rc": rc, "wall_s": seconds}
     if report.is_file():
@@ -633,7 +685,7 @@ def step_check(ctx: Ctx) -> None:
     if ok and not ctx.dry:
         ok = str(fields.get("report_device", "")).startswith("cuda")
     if ctx.dry:
-        fields["dry_skipped"] = "cuda:0 (preflight on cpu)"
+        fields["dry_skipped"] = f"{NO_CUDA}: cuda:0 (preflight on cpu)"
     if not ok:
         fields["error"] = tail(err or out) or "no report written"
     emit("tuner_check", ctx, ok=ok, **fields)
@@ -648,6 +700,8 @@ def step_throughput(ctx: Ctx) -> None:
     epochs = os.environ.get("GPU_CHECK_TP_EPOCHS", "1" if ctx.dry else "8")
     argv = [sys.executable, "bench/throughput.py", "--device", ctx.device]
     argv += ["--trials", trials, "--max-epochs", epochs]
+    if ctx.dry:  # the peaks' code path only, in moments
+        argv += ["--peak-size", "256"]
     forced = os.environ.get("GPU_CHECK_PEER")  # a path; else the first candidate found
     candidates = (Path(forced).resolve(),) if forced else PEER_CANDIDATES
     peer = next((p for p in candidates if p.is_file()), None)
@@ -686,6 +740,8 @@ def step_throughput(ctx: Ctx) -> None:
         fields["note"] = "throughput.py has no --exact: without --fast CUDA runs its default, fast"
     if peer != PEER_CANDIDATES[0]:
         fields["peer"] = str(peer)
+    if ctx.dry:
+        fields["dry_skipped"] = f"{NO_CUDA}: peaks timed with CUDA events (256^3, wall time, cpu)"
     ok = rc == 0 and "result" in fields
     if not ok:
         fields["error"] = tail(err or out) or f"exit {rc}, no JSON line"

@@ -12,13 +12,13 @@
 #
 # Steps (bench/gpu_check.py does each one): environment; fp32/TF32/bf16 matmul peaks;
 # every initializer on CPU and on CUDA from one seed; `tuner run examples/quickstart.yaml`
-# --exact, --fast --population 8 and --slots 2 (counts by state, device in the manifests,
-# `tuner results`); `tuner replay` of a GPU trial; `tuner check --json`; and
+# --exact, --fast --population 8 and --slots 2 (counts by state, device and fp32 precision
+# in the manifests, `tuner results`); `tuner replay` of a GPU trial; `tuner check --json`; and
 # `bench/throughput.py --device cuda` (--fast, --fast --sweep-k 1,8,64, no flag).
 #
 # Missing Python packages travel as wheels in .whl/ (installed with --no-deps into
-# /tmp/site); throughput.py's peer script is ../shared/bench/baseline_optuna_loop.py or,
-# carried, .whl/peer/baseline_optuna_loop.py.
+# /tmp/site; --dry uses the current environment); throughput.py's peer script is
+# ../shared/bench/baseline_optuna_loop.py or, carried, .whl/peer/baseline_optuna_loop.py.
 #
 # Each step runs under its own `timeout`, and all of them under one budget
 # (GPU_CHECK_BUDGET_S, default 450 s on the GPU): a step never starts with less than 20 s
@@ -80,7 +80,9 @@ command -v timeout >/dev/null ||
 
 # --- carried wheels (the GPU machine has no network) -------------------------------------
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
-if [ -d .whl ]; then
+if [ "$DRY" = 1 ]; then # the current environment, whatever .whl/ holds: nothing extra
+    line install true "" "\"wheels\": 0, \"note\": \"dry: using the installed packages\""
+elif [ -d .whl ]; then
     n=$(ls .whl/*.whl 2>/dev/null | wc -l)
     if "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
         --target /tmp/site .whl/*.whl >>"$LOG" 2>&1; then

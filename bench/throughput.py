@@ -9,9 +9,13 @@ embedded worker, SQLite in a temporary folder), with population training on or o
 The peer runs as a subprocess of this script. Both sides time their study only (data
 loading excluded). The project's achieved FLOP/s counts the model FLOPs it executed
 (forward and backward of every training epoch, forward of every validation pass, from the
-epochs recorded in its results rows) over its wall time; the peak is the best of 5 square
-matmuls (4096, fp32; bf16 too when fast mode multiplies in bf16) on the device. Timings on
-a shared machine drift: ``--repeat N`` alternates who runs first and reports medians.
+epochs recorded in its results rows) over its wall time; the peak is that of the precision
+its matmuls ran in, as its trials' manifests record it (:func:`trained_in`: bf16 for a
+population that multiplied in bf16, TF32 when the process held TF32 on CUDA, else fp32),
+timed as the best of a few rounds of K square matmuls (CUDA events on CUDA; the warm-up is
+one more round of the same K). The peer (torch's defaults) counts against the fp32 peak.
+Timings on a shared machine drift: ``--repeat N`` alternates who runs first and reports
+medians.
 
     python bench/throughput.py --trials 20 --max-epochs 20
     python bench/throughput.py --trials 20 --max-epochs 20 --fast
@@ -32,6 +36,8 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,10 +45,10 @@ import optuna
 import torch
 
 import storage
-from tuner.population import bf16_matmuls
+from tuner.population import resolve_fast
 from tuner.spec import StudySpec, parse_spec
 from tuner.studies import run_study
-from tuner.training import resolve_device
+from tuner.training import fp32_precision, resolve_device
 
 PEER = Path(__file__).resolve().parents[2] / "shared/bench/baseline_optuna_loop.py"
 LAYERS = [784, 256, 256, 10]
@@ -85,16 +91,72 @@ def epoch_flops() -> float:
     return N_TRAIN * (3 * forward - first_input_grad) + N_VAL * forward
 
 
-def peak_flops(device: torch.device, dtype: torch.dtype) -> float:
-    n = 4096
-    a = torch.randn(n, n, device=device, dtype=dtype)
-    b = torch.randn(n, n, device=device, dtype=dtype)
-    best = float("inf")
-    for _ in range(6):  # the first is a warm-up
-        t = time.perf_counter()
-        (a @ b).sum().item()
-        best = min(best, time.perf_counter() - t)
-    return 2 * n**3 / best
+#: A peak's kind: the dtype its matmuls multiply in and the fp32 precision they run at.
+PEAK_KINDS: dict[str, tuple[torch.dtype, str]] = {
+    "fp32": (torch.float32, "ieee"),
+    "tf32": (torch.float32, "tf32"),
+    "bf16": (torch.bfloat16, "ieee"),
+}
+FASTEST_FIRST = ("bf16", "tf32", "fp32")
+
+
+def trained_in(manifest: Mapping[str, Any]) -> str:
+    """The peak kind a trial's matmuls ran in, from what its manifest records: bf16 when its
+    population multiplied in bf16, tf32 when the CUDA process held TF32 matmuls, else fp32
+    (TF32 flags do nothing on a CPU)."""
+    if (manifest.get("population") or {}).get("matmuls") == "bfloat16":
+        return "bf16"
+    flags = (manifest.get("deterministic") or {}).get("fp32_precision") or {}
+    on_cuda = str(manifest.get("device", "")).startswith("cuda")
+    return "tf32" if on_cuda and flags.get("matmul") == "tf32" else "fp32"
+
+
+def peak_kind(manifests: Iterable[Mapping[str, Any]]) -> str:
+    """The kind a run's FLOP/s count against: the fastest any of its trials ran in (a mixed
+    run is not flattered); fp32 when no trial recorded a manifest."""
+    kinds = {trained_in(m) for m in manifests}
+    return next((k for k in FASTEST_FIRST if k in kinds), "fp32")
+
+
+@dataclass(frozen=True)
+class PeakPlan:
+    n: int  # square matmul size
+    k: int  # matmuls per timed round (and in the warm-up round)
+    rounds: int  # timed rounds; the best counts
+
+
+def peak_plan(device: torch.device) -> PeakPlan:
+    """Big enough to saturate the device, small enough for 2 shared CPU cores."""
+    return PeakPlan(8192, 10, 5) if device.type == "cuda" else PeakPlan(2048, 4, 5)
+
+
+def peak_flops(device: torch.device, kind: str, plan: PeakPlan | None = None) -> float:
+    """FLOP/s of the best round of ``plan.k`` square matmuls of ``kind`` on ``device``."""
+    dtype, precision = PEAK_KINDS[kind]
+    plan = plan or peak_plan(device)
+    gen = torch.Generator(device=device).manual_seed(0)
+    a = torch.randn(plan.n, plan.n, device=device, dtype=dtype, generator=gen)
+    b = torch.randn(plan.n, plan.n, device=device, dtype=dtype, generator=gen)
+    out = torch.empty_like(a)
+
+    def round_s() -> float:
+        if device.type == "cuda":
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            for _ in range(plan.k):
+                torch.matmul(a, b, out=out)
+            end.record()
+            end.synchronize()
+            return start.elapsed_time(end) / 1e3
+        t = time.perf_counter()  # CPU matmuls return when done
+        for _ in range(plan.k):
+            torch.matmul(a, b, out=out)
+        return time.perf_counter() - t
+
+    with fp32_precision({"matmul": precision}):
+        round_s()  # the warm-up: the same K as every timed round
+        best = min(round_s() for _ in range(plan.rounds))
+    return 2 * plan.n**3 * plan.k / best
 
 
 def run_project(args: argparse.Namespace, population: int) -> dict[str, Any]:
@@ -116,6 +178,7 @@ def run_project(args: argparse.Namespace, population: int) -> dict[str, Any]:
             with db.session() as session:
                 rows = storage.list_trial_results(session, name, order_by="trial_number")
                 figures = [(r.state, r.value, r.epochs_run, r.stop_reason) for r in rows]
+                manifests = [r.manifest_json for r in rows if r.manifest_json]
         finally:
             db.dispose()
     values = [v for state, v, _, _ in figures if state == "complete" and v is not None]
@@ -129,6 +192,7 @@ def run_project(args: argparse.Namespace, population: int) -> dict[str, Any]:
         "best_val_acc": round(max(values), 4) if values else None,
         "stop_reasons": {r: sum(1 for *_, s in figures if s == r) for _, _, _, r in figures},
         "flops_per_s": epochs * epoch_flops() / wall,
+        "trained_in": peak_kind(manifests),  # what its trials recorded, not what was asked
     }
 
 
@@ -169,6 +233,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="intra-op threads, both")
     parser.add_argument("--repeat", type=int, default=1, help="alternate runs; medians")
     parser.add_argument("--peer", type=Path, default=PEER)
+    parser.add_argument("--peak-size", type=int, default=None, help="peak matmuls' size")
     args = parser.parse_args()
     if not args.peer.is_file():
         sys.exit(f"peer script not found: {args.peer} (give --peer PATH)")
@@ -193,12 +258,15 @@ def main() -> None:
             peers.append(run_peer(args))
     peer = median_run(peers)
     runs = {k: median_run(v) for k, v in ours.items()}
-    bf16 = bool(args.fast) and bf16_matmuls(device)
-    peak = peak_flops(device, torch.float32)
-    peak_bf16 = peak_flops(device, torch.bfloat16) if bf16 else None
-    peer["peak_fraction"] = round(peer.pop("flops_per_s") / peak, 4)
+    plan = peak_plan(device)
+    if args.peak_size:
+        plan = PeakPlan(args.peak_size, plan.k, plan.rounds)
+    kinds = sorted({"fp32", *(run["trained_in"] for run in runs.values())}, key=FASTEST_FIRST.index)
+    peaks = {kind: peak_flops(device, kind, plan) for kind in kinds}
+    peer["trained_in"] = "fp32"  # plain torch: no population, torch's default flags
+    peer["peak_fraction"] = round(peer.pop("flops_per_s") / peaks["fp32"], 4)
     for run in runs.values():  # against the peak of the precision its matmuls ran in
-        run["peak_fraction"] = round(run.pop("flops_per_s") / (peak_bf16 or peak), 4)
+        run["peak_fraction"] = round(run.pop("flops_per_s") / peaks[run["trained_in"]], 4)
     result: dict[str, Any] = {
         "bench": "throughput",
         "device": str(device),
@@ -207,10 +275,13 @@ def main() -> None:
         "trials": args.trials,
         "max_epochs": args.max_epochs,
         "repeat": args.repeat,
-        "mode": "fast" if args.fast else "exact" if device.type == "cpu" else "fast",
-        "peak_tflops_fp32": round(peak / 1e12, 3),
-        "peak_tflops_bf16": round(peak_bf16 / 1e12, 3) if peak_bf16 else None,
-        "peak_method": f"best of 5 square 4096 matmuls on {device}, this process's threads",
+        "mode": "fast" if resolve_fast(device, args.fast) else "exact",
+        "peak_tflops": {kind: round(flops / 1e12, 3) for kind, flops in peaks.items()},
+        "peak_method": (
+            f"best of {plan.rounds} rounds of {plan.k} square {plan.n} matmuls on {device} "
+            f"(one more round to warm up; {'CUDA events' if device.type == 'cuda' else 'wall'}"
+            " time), this process's threads"
+        ),
         "peer": peer,
     }
     if args.sweep_k:

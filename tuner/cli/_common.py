@@ -49,7 +49,8 @@ FastMath = Annotated[
     bool | None,
     typer.Option(
         "--fast/--exact",
-        help="populations in bf16/TF32 with fused optimizers, or exactly as single trials "
+        help="fast: TF32 for fp32 on CUDA (every trial) and populations in bf16 with fused "
+        "optimizers; exact: full fp32 (cuDNN's TF32 off too), populations as single trials "
         "[default: fast on CUDA, exact on CPU]",
         show_default=False,
     ),

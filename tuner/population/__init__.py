@@ -12,13 +12,15 @@ from tuner.population._run import (
     execute_population,
     largest_batch,
     population_groups,
+    population_matmuls,
     population_size,
+    resolve_fast,
     sampler_cap,
     stackable,
     stacks_search,
 )
 from tuner.population._stack import StackedMLP, stack_plan
-from tuner.population._train import Member, bf16_matmuls, device_math
+from tuner.population._train import Member, bf16_matmuls
 
 __all__ = [
     "CPU_CAP",
@@ -30,11 +32,12 @@ __all__ = [
     "StackedMLP",
     "StackedOptimizer",
     "bf16_matmuls",
-    "device_math",
     "execute_population",
     "largest_batch",
     "population_groups",
+    "population_matmuls",
     "population_size",
+    "resolve_fast",
     "sampler_cap",
     "stack_plan",
     "stackable",

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from tuner.population._stack import StackedMLP
-from tuner.population._train import Member, MemberRun, bf16_matmuls, device_math, train_stack
+from tuner.population._train import Member, MemberRun, bf16_matmuls, train_stack
 from tuner.tasks import DataSplit, Task
 from tuner.training import (
     EarlyStopping,
@@ -108,10 +108,11 @@ def _epochs(
     del models[:]  # the stack holds the weights now
     position = {id(runs[i]): i for i in live}
     fast, bf16 = facts["fast"], facts["matmuls"] == "bfloat16"
-    with device_math(device, fast):
-        stacked = [runs[i] for i in live]
-        for left in train_stack(stacked, stack, data, fast=fast, bf16=bf16, compile=compile):
-            yield [position[id(run)] for run in left]
+    # The fp32 precision is the process's, recorded in each manifest; nothing here changes
+    # it (process-global flags toggled per slot thread would leak between slots).
+    stacked = [runs[i] for i in live]
+    for left in train_stack(stacked, stack, data, fast=fast, bf16=bf16, compile=compile):
+        yield [position[id(run)] for run in left]
 
 
 def train_population(
@@ -131,12 +132,11 @@ def train_population(
     ``out_of_memory``: the sizes of the populations these members ran out of memory in.
     """
     started, t0 = datetime.now(UTC), time.perf_counter()
-    bf16 = fast and bf16_matmuls(device)  # else the parameters' own dtype
     facts: dict[str, Any] = {
         "size": len(members),
         "members": [m.number for m in members],  # in stack order: what a replay re-runs
         "fast": fast,
-        "matmuls": "bfloat16" if bf16 else "float32",
+        "matmuls": "bfloat16" if fast and bf16_matmuls(device) else "float32",
     }
     if out_of_memory:
         facts["out_of_memory"] = list(out_of_memory)

@@ -22,7 +22,7 @@ from torch import nn
 
 from tuner.population._fused import OutcomeHook, train_population
 from tuner.population._stack import stack_plan
-from tuner.population._train import Member
+from tuner.population._train import Member, bf16_matmuls
 from tuner.spec import IntRange, SearchSpec
 from tuner.tasks import DataSplit, Task
 from tuner.training import (
@@ -53,7 +53,9 @@ NON_LEARNING_SAMPLERS = frozenset({"random", "grid"})
 class PopulationConfig:
     size: int | None = None  # members per population; None: from free memory and model size
     share: float = MEMORY_SHARE  # of free memory this population may use (a slot's share)
-    fast: bool | None = None  # bf16 autocast, TF32 and fused optimizer kernels; None: CUDA only
+    # bf16 matmuls and whole-stack optimizer math; None: CUDA only (:func:`resolve_fast`). The
+    # fp32 precision (TF32) is the process's, set by whoever runs it (the worker), not here.
+    fast: bool | None = None
     compile: bool = False  # torch.compile the stacked forward pass
 
 
@@ -149,8 +151,15 @@ def _free_device_memory(device: torch.device) -> int:
     return 0
 
 
-def fast_by_default(device: torch.device) -> bool:
-    return device.type == "cuda"
+def resolve_fast(device: torch.device, fast: bool | None) -> bool:
+    """Whether ``fast`` (None: the default) means fast mode on ``device``: on CUDA only."""
+    return device.type == "cuda" if fast is None else fast
+
+
+def population_matmuls(device: torch.device, fast: bool | None) -> str:
+    """The dtype a population's matmuls run in on ``device``: bf16 in fast mode where it pays
+    (:func:`bf16_matmuls`), else the parameters' own, float32."""
+    return "bfloat16" if resolve_fast(device, fast) and bf16_matmuls(device) else "float32"
 
 
 def largest_batch(dim: int | list[int] | IntRange) -> int:
@@ -192,7 +201,7 @@ def execute_population(
 
         chosen = [members[i] for i in group]
         if limits[keys[group[0]]] > 1:  # stackable: even alone, the stacked loop is no slower
-            fast = fast_by_default(device) if config.fast is None else config.fast
+            fast = resolve_fast(device, config.fast)
             train_population(
                 chosen,
                 emit,

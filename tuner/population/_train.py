@@ -7,7 +7,6 @@ the same order at every epoch end. Members that stop leave the stack at the epoc
 
 from __future__ import annotations
 
-import contextlib
 import math
 import time
 from collections.abc import Iterator
@@ -105,20 +104,6 @@ class MemberRun:
         return self.end("max_epochs") if stats.epoch >= cfg.max_epochs else None
 
 
-@contextlib.contextmanager
-def device_math(device: torch.device, fast: bool) -> Iterator[None]:
-    """TF32 matmuls on CUDA in fast mode, restored afterwards."""
-    if not (fast and device.type == "cuda"):
-        yield
-        return
-    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
-    try:
-        yield
-    finally:
-        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
-
-
 def train_stack(
     runs: list[MemberRun],
     stack: StackedMLP,
@@ -130,7 +115,7 @@ def train_stack(
 ) -> Iterator[list[MemberRun]]:
     """Train until every member has left; after each epoch, yields the members that left.
 
-    ``fast``: fused optimizer kernels; ``bf16``: matmuls in bf16 (parameters stay fp32).
+    ``fast``: one optimizer step for the whole stack; ``bf16``: matmuls in bf16 (parameters stay fp32).
     """
     x, y = data.x_train, data.y_train
     n, device, rows = len(x), x.device, x.reshape(len(x), -1)

@@ -2,7 +2,7 @@
 
 from tuner.studies._board import find_study, read_leaderboard, read_study
 from tuner.studies._engine import RunSummary, run_study
-from tuner.studies._replay import Replay, replay_trial
+from tuner.studies._replay import Replay, recorded_precision, replay_trial
 from tuner.studies._service import cancel_study, check_task, ensure_study, submit_study
 
 __all__ = [
@@ -14,6 +14,7 @@ __all__ = [
     "find_study",
     "read_leaderboard",
     "read_study",
+    "recorded_precision",
     "replay_trial",
     "run_study",
     "submit_study",

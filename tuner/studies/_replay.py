@@ -1,14 +1,17 @@
 """Replay: re-run a recorded trial from its manifest and compare with what was stored.
 
-The manifest holds every seed, the training configuration, the thread count and the
-versions the trial ran with. On CPU the same code, seeds and thread count give the same
-floating-point operations in the same order, so the replayed metric equals the stored
-one exactly. Stops the training loop cannot reproduce by itself (pruning, a timeout, a
-cancel: decisions made outside the trial) are re-applied at the recorded epoch.
+The manifest holds every seed, the training configuration, the thread count, the fp32
+precision (TF32 or not) and the versions the trial ran with. On CPU the same code, seeds
+and thread count give the same floating-point operations in the same order, so the
+replayed metric equals the stored one exactly. Stops the training loop cannot reproduce by
+itself (pruning, a timeout, a cancel: decisions made outside the trial) are re-applied at
+the recorded epoch.
 """
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +29,7 @@ from tuner.training import (
     TrainConfig,
     TrialOutcome,
     execute_trial,
+    fp32_precision,
     intra_op_threads,
     package_versions,
     resolve_device,
@@ -80,6 +84,19 @@ def _load_rows(
         rows = {n: row for n in numbers if (row := storage.get_trial_result(session, name, n))}
         session.expunge_all()
     return record.spec_json, rows
+
+
+def recorded_precision(manifest: Mapping[str, Any]) -> dict[str, str] | None:
+    """The fp32 precision a manifest says its trial trained at; None when it does not say.
+
+    Older manifests recorded only the legacy matmul flag, ``tf32_matmul`` (a bool).
+    """
+    flags = manifest.get("deterministic") or {}
+    if isinstance(flags.get("fp32_precision"), Mapping):
+        return {str(k): str(v) for k, v in flags["fp32_precision"].items()}
+    if isinstance(flags.get("tf32_matmul"), bool):
+        return {"matmul": "tf32" if flags["tf32_matmul"] else "ieee"}
+    return None
 
 
 def _member(row: storage.TrialResult) -> Member:
@@ -141,7 +158,11 @@ def replay_trial(
     task = build_task(spec.task)
     recorded_threads = manifest.get("deterministic", {}).get("num_threads")
     data = None if task.data is None else task.data.to(dev)
-    with intra_op_threads(None if recorded_threads is None else int(recorded_threads)):
+    precision = recorded_precision(manifest)
+    with (
+        intra_op_threads(None if recorded_threads is None else int(recorded_threads)),
+        contextlib.nullcontext() if precision is None else fp32_precision(precision),
+    ):
         population = manifest.get("population")
         if population:
             mates = [int(n) for n in population.get("members", [trial_number])]

@@ -33,6 +33,13 @@ from tuner.training._loop import (
     train,
     train_replicates,
 )
+from tuner.training._numerics import (
+    FLAGS,
+    fp32_precision,
+    held_precision,
+    precision_for,
+    precision_in_effect,
+)
 from tuner.training._trial import (
     CALIBRATION_ROWS,
     GLOBAL_RNG,
@@ -50,6 +57,7 @@ from tuner.training._trial import (
 __all__ = [
     "CALIBRATION_ROWS",
     "EVAL_CHUNK",
+    "FLAGS",
     "GLOBAL_RNG",
     "EarlyStopping",
     "EpochHook",
@@ -72,7 +80,9 @@ __all__ = [
     "evaluate_regression",
     "execute_trial",
     "failed_fields",
+    "fp32_precision",
     "free_memory",
+    "held_precision",
     "initialize",
     "intra_op_threads",
     "is_device_lost",
@@ -84,6 +94,8 @@ __all__ = [
     "model_knobs",
     "on_device",
     "package_versions",
+    "precision_for",
+    "precision_in_effect",
     "release",
     "resolve_device",
     "settle_stream",

@@ -40,6 +40,7 @@ from tuner.training._loop import (
     loss_of,
     train_replicates,
 )
+from tuner.training._numerics import precision_in_effect
 
 TrialState = Literal["complete", "pruned", "fail"]
 CALIBRATION_ROWS = 256  # the fixed batch for LSUV and the t=0 diagnostics: the first train rows
@@ -83,7 +84,8 @@ def manifest(
             "algorithms": torch.are_deterministic_algorithms_enabled(),
             "cudnn_deterministic": torch.backends.cudnn.deterministic,
             "cudnn_benchmark": torch.backends.cudnn.benchmark,
-            "tf32_matmul": torch.backends.cuda.matmul.allow_tf32,
+            # read now, as the trial trains: what its process holds (see _numerics)
+            "fp32_precision": precision_in_effect(),
             "num_threads": torch.get_num_threads(),
         },
         "train": asdict(config),

@@ -19,7 +19,9 @@ class WorkerConfig:
     exit_when_idle: bool = False  # stop when nothing is claimable or running
     deadline: float | None = None  # time.monotonic() limit of this worker (embedded runs)
     population: int | None = None  # trials trained as one stack: None/0 auto, 1 off, K
-    fast: bool | None = None  # populations in bf16/TF32 with fused optimizers; None: CUDA only
+    # fast: TF32 for the process's fp32 on CUDA (every trial; exact: ieee, cuDNN's too) and
+    # populations in bf16 with whole-stack optimizer steps; None: fast on CUDA only
+    fast: bool | None = None
     threads: int | None = None  # intra-op threads per slot; None: on CPU, the cores shared out
 
 

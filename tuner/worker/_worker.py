@@ -25,9 +25,16 @@ import time
 
 import storage
 from tuner.errors import DeviceLost
-from tuner.population import Member, PopulationConfig
+from tuner.population import Member, PopulationConfig, resolve_fast
 from tuner.tasks import Task
-from tuner.training import TrialOutcome, intra_op_threads, resolve_device, slot_stream
+from tuner.training import (
+    TrialOutcome,
+    fp32_precision,
+    intra_op_threads,
+    precision_for,
+    resolve_device,
+    slot_stream,
+)
 from tuner.worker import _assembly
 from tuner.worker._assembly import Assembly, Job
 from tuner.worker._claims import Claims
@@ -111,8 +118,11 @@ class Worker:
             )
         self._leases.start()
         threads = slot_threads(self.device, self.config.slots, self.config.threads)
+        precisions = precision_for(resolve_fast(self.device, self.config.fast))
         try:
-            with intra_op_threads(threads):  # before the slots start
+            # Process-wide, so set before the slots start and held until they end (never per
+            # slot); restored afterwards. Every trial's manifest records them as in effect.
+            with intra_op_threads(threads), fp32_precision(precisions):
                 self._run_slots()
         finally:
             self._stop.set()
