@@ -115,7 +115,8 @@ def train_stack(
 ) -> Iterator[list[MemberRun]]:
     """Train until every member has left; after each epoch, yields the members that left.
 
-    ``fast``: one optimizer step for the whole stack; ``bf16``: matmuls in bf16 (parameters stay fp32).
+    ``fast``: one optimizer step for the whole stack; ``bf16``: matmuls in bf16 (the
+    parameters stay fp32).
     """
     x, y = data.x_train, data.y_train
     n, device, rows = len(x), x.device, x.reshape(len(x), -1)

@@ -60,8 +60,8 @@ def run_study(
     """Run the study in this process until it has ``n_trials`` finished trials.
 
     ``population`` trials train together as one stacked model (None/0: as many as fit, 1:
-    one at a time); ``fast`` trains them in bf16 with whole-stack optimizer steps and every trial's fp32 on
-    CUDA in TF32 (None: on CUDA; exact: full fp32, cuDNN's included).
+    one at a time); ``fast`` trains them in bf16 with whole-stack optimizer steps and every
+    trial's fp32 on CUDA in TF32 (None: on CUDA; exact: full fp32, cuDNN's included).
     ``slots`` trials (or populations) train at once, each slot on ``threads`` intra-op threads
     (None: on a CPU, the process's threads shared out among the slots). A resume whose
     definition changed is refused unless ``accept_changes`` (see :func:`ensure_study`).
