@@ -28,6 +28,7 @@ from tuner.training import (
     StopReason,
     TrainConfig,
     TrialOutcome,
+    deterministic_kernels,
     execute_trial,
     fp32_precision,
     intra_op_threads,
@@ -159,9 +160,11 @@ def replay_trial(
     recorded_threads = manifest.get("deterministic", {}).get("num_threads")
     data = None if task.data is None else task.data.to(dev)
     precision = recorded_precision(manifest)
+    deterministic = bool(manifest.get("deterministic", {}).get("algorithms"))
     with (
         intra_op_threads(None if recorded_threads is None else int(recorded_threads)),
         contextlib.nullcontext() if precision is None else fp32_precision(precision),
+        deterministic_kernels(dev, on=deterministic),
     ):
         population = manifest.get("population")
         if population:

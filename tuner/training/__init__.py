@@ -35,6 +35,7 @@ from tuner.training._loop import (
 )
 from tuner.training._numerics import (
     FLAGS,
+    deterministic_kernels,
     fp32_precision,
     held_precision,
     precision_for,
@@ -74,6 +75,7 @@ __all__ = [
     "calibration_diagnostics",
     "clip_gradients",
     "describe_error",
+    "deterministic_kernels",
     "device_lost",
     "diagnose",
     "evaluate",

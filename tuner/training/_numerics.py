@@ -15,6 +15,7 @@ start; a replay, before it trains), never per slot thread, and held while that r
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 from collections.abc import Iterator, Mapping
 from typing import Any, Literal
@@ -115,3 +116,37 @@ def fp32_precision(precisions: Mapping[str, str]) -> Iterator[dict[str, str]]:
             if _held["count"] == 0:
                 _write(_held["saved"])
                 _held["precisions"] = _held["saved"] = None
+
+
+#: cuBLAS's reproducible workspace (NVIDIA's documented setting for deterministic GEMMs);
+#: read when cuBLAS starts, so it is set before any trial multiplies on the GPU.
+CUBLAS_WORKSPACE = ":4096:8"
+
+
+@contextlib.contextmanager
+def deterministic_kernels(device: torch.device, on: bool) -> Iterator[None]:
+    """On CUDA with ``on`` (exact mode, or a replay of a trial recorded so): torch's
+    deterministic algorithms (a warning, not an error, where an op has none), cuDNN
+    deterministic with its autotuner off, and ``CUBLAS_WORKSPACE_CONFIG`` if the user set
+    none; restored afterwards (the environment variable stays: cuBLAS has read it).
+    Elsewhere nothing: the CPU kernels the loop uses are deterministic already.
+
+    Process-wide like :func:`fp32_precision`: enter it before the slots start."""
+    if device.type != "cuda" or not on:
+        yield
+        return
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", CUBLAS_WORKSPACE)
+    cudnn: Any = torch.backends.cudnn
+    saved = (
+        torch.are_deterministic_algorithms_enabled(),
+        torch.is_deterministic_algorithms_warn_only_enabled(),
+        cudnn.deterministic,
+        cudnn.benchmark,
+    )
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    cudnn.deterministic, cudnn.benchmark = True, False
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(saved[0], warn_only=saved[1])
+        cudnn.deterministic, cudnn.benchmark = saved[2], saved[3]

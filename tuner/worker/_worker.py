@@ -29,6 +29,7 @@ from tuner.population import Member, PopulationConfig, resolve_fast
 from tuner.tasks import Task
 from tuner.training import (
     TrialOutcome,
+    deterministic_kernels,
     fp32_precision,
     intra_op_threads,
     precision_for,
@@ -118,11 +119,15 @@ class Worker:
             )
         self._leases.start()
         threads = slot_threads(self.device, self.config.slots, self.config.threads)
-        precisions = precision_for(resolve_fast(self.device, self.config.fast))
+        fast = resolve_fast(self.device, self.config.fast)
         try:
             # Process-wide, so set before the slots start and held until they end (never per
             # slot); restored afterwards. Every trial's manifest records them as in effect.
-            with intra_op_threads(threads), fp32_precision(precisions):
+            with (
+                intra_op_threads(threads),
+                fp32_precision(precision_for(fast)),
+                deterministic_kernels(self.device, on=not fast),
+            ):
                 self._run_slots()
         finally:
             self._stop.set()

@@ -4,6 +4,7 @@ process, held while a worker trains, recorded in every manifest as in effect."""
 from __future__ import annotations
 
 import ast
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from tuner.tasks import Task, build_task
 from tuner.training import (
     FLAGS,
     TrainConfig,
+    deterministic_kernels,
     fp32_precision,
     held_precision,
     precision_for,
@@ -198,3 +200,33 @@ def test_the_tuner_never_touches_the_legacy_tf32_flags() -> None:
         if isinstance(node, ast.Attribute) and node.attr == "allow_tf32"
     ]
     assert uses == []
+
+
+def test_exact_on_cuda_holds_deterministic_kernels_and_restores_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """What makes an exact CUDA trial reproducible, held while it trains: torch's
+    deterministic algorithms, cuDNN deterministic without its autotuner, and cuBLAS's
+    workspace set before cuBLAS starts (a user's own setting kept). Nothing on the CPU."""
+    cudnn: Any = torch.backends.cudnn
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+    before = (torch.are_deterministic_algorithms_enabled(), cudnn.deterministic, cudnn.benchmark)
+    with deterministic_kernels(torch.device("cpu"), on=True):
+        assert (torch.are_deterministic_algorithms_enabled(), cudnn.deterministic) == before[:2]
+        assert "CUBLAS_WORKSPACE_CONFIG" not in os.environ
+    with deterministic_kernels(torch.device("cuda", 0), on=False):
+        assert torch.are_deterministic_algorithms_enabled() == before[0]
+    cudnn.benchmark = True  # as a user's script might leave it
+    try:
+        with deterministic_kernels(torch.device("cuda", 0), on=True):
+            assert torch.are_deterministic_algorithms_enabled()
+            assert torch.is_deterministic_algorithms_warn_only_enabled()
+            assert cudnn.deterministic and not cudnn.benchmark
+            assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
+        assert torch.are_deterministic_algorithms_enabled() == before[0]
+        assert cudnn.deterministic == before[1] and cudnn.benchmark is True
+        monkeypatch.setenv("CUBLAS_WORKSPACE_CONFIG", ":16:8")
+        with deterministic_kernels(torch.device("cuda", 0), on=True):
+            assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":16:8"
+    finally:
+        cudnn.benchmark = before[2]
