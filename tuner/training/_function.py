@@ -45,7 +45,7 @@ from tuner.training._trial import (
     GLOBAL_RNG,
     TrialOutcome,
     manifest,
-    state_for,
+    result_fields,
 )
 
 log = logging.getLogger("tuner.trial")
@@ -193,15 +193,7 @@ def train_function_trial(
         with GLOBAL_RNG:
             torch.manual_seed(ctx.init_seed)  # what the function builds before ctx.init()
         train_fn(ctx)
-        result = ctx.result()
-        outcome.update(
-            state=state_for(result),
-            stop_reason=result.stop_reason,
-            value=result.value,
-            best_epoch=result.best_epoch,
-            epochs_run=result.epochs_run,
-            history=result.history,
-        )
+        outcome.update(result_fields(ctx.result()))
     except Exception as exc:
         outcome.update(failed_fields(exc, device, history=ctx.history))
     recorded = manifest(

@@ -125,6 +125,19 @@ def state_for(result: TrainResult) -> TrialState:
     return "complete"
 
 
+def result_fields(result: TrainResult) -> dict[str, Any]:
+    """The outcome fields of a trial that trained to its end (:func:`failed_fields` for one
+    that raised)."""
+    return {
+        "state": state_for(result),
+        "stop_reason": result.stop_reason,
+        "value": result.value,
+        "best_epoch": result.best_epoch,
+        "epochs_run": result.epochs_run,
+        "history": result.history,
+    }
+
+
 GLOBAL_RNG = threading.Lock()
 
 
@@ -237,14 +250,7 @@ def _train_into(
         generators=[torch.Generator(device="cpu").manual_seed(s["data"]) for s in seeds],
         on_epoch=on_epoch,
     )
-    outcome.update(
-        state=state_for(result),
-        stop_reason=result.stop_reason,
-        value=result.value,
-        best_epoch=result.best_epoch,
-        epochs_run=result.epochs_run,
-        history=result.history,
-    )
+    outcome.update(result_fields(result))
     if len(seeds) > 1:
         outcome["replicates"] = _replicate_rows(seeds, per_seed)
         values = [r.value for r in per_seed if r.value is not None]
