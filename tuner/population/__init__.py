@@ -12,15 +12,18 @@ from tuner.population._run import (
     execute_population,
     largest_batch,
     population_groups,
-    population_matmuls,
     population_size,
-    resolve_fast,
     sampler_cap,
     stackable,
     stacks_search,
 )
 from tuner.population._stack import StackedMLP, stack_plan
-from tuner.population._train import Member, bf16_matmuls
+from tuner.population._train import (
+    Member,
+    bf16_matmuls,
+    population_matmuls,
+    resolve_fast,
+)
 
 __all__ = [
     "CPU_CAP",

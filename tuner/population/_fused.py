@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from tuner.population._stack import StackedMLP
-from tuner.population._train import Member, MemberRun, bf16_matmuls, train_stack
+from tuner.population._train import Member, MemberRun, population_matmuls, train_stack
 from tuner.tasks import DataSplit, Task
 from tuner.training import (
     EarlyStopping,
@@ -136,7 +136,7 @@ def train_population(
         "size": len(members),
         "members": [m.number for m in members],  # in stack order: what a replay re-runs
         "fast": fast,
-        "matmuls": "bfloat16" if fast and bf16_matmuls(device) else "float32",
+        "matmuls": population_matmuls(device, fast),
     }
     if out_of_memory:
         facts["out_of_memory"] = list(out_of_memory)

@@ -22,7 +22,7 @@ from torch import nn
 
 from tuner.population._fused import OutcomeHook, train_population
 from tuner.population._stack import stack_plan
-from tuner.population._train import Member, bf16_matmuls
+from tuner.population._train import Member, resolve_fast
 from tuner.spec import IntRange, SearchSpec
 from tuner.tasks import DataSplit, Task
 from tuner.training import (
@@ -149,17 +149,6 @@ def _free_device_memory(device: torch.device) -> int:
         return int(free)
     free_memory(device)
     return 0
-
-
-def resolve_fast(device: torch.device, fast: bool | None) -> bool:
-    """Whether ``fast`` (None: the default) means fast mode on ``device``: on CUDA only."""
-    return device.type == "cuda" if fast is None else fast
-
-
-def population_matmuls(device: torch.device, fast: bool | None) -> str:
-    """The dtype a population's matmuls run in on ``device``: bf16 in fast mode where it pays
-    (:func:`bf16_matmuls`), else the parameters' own, float32."""
-    return "bfloat16" if resolve_fast(device, fast) and bf16_matmuls(device) else "float32"
 
 
 def largest_batch(dim: int | list[int] | IntRange) -> int:

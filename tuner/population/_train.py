@@ -57,6 +57,17 @@ def bf16_matmuls(device: torch.device) -> bool:
     return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
 
 
+def resolve_fast(device: torch.device, fast: bool | None) -> bool:
+    """Whether ``fast`` (None: the default) means fast mode on ``device``: on CUDA only."""
+    return device.type == "cuda" if fast is None else fast
+
+
+def population_matmuls(device: torch.device, fast: bool | None) -> str:
+    """The dtype a population's matmuls run in on ``device``: bf16 in fast mode where it pays
+    (:func:`bf16_matmuls`), else the parameters' own, float32."""
+    return "bfloat16" if resolve_fast(device, fast) and bf16_matmuls(device) else "float32"
+
+
 @dataclass
 class MemberRun:
     """A member in training: its stopper and history, and how it ended."""
