@@ -28,12 +28,9 @@ from tuner.tasks import DataSplit, Task
 from tuner.training import (
     TrainConfig,
     TrialOutcome,
-    device_lost,
     execute_trial,
     free_memory,
-    is_device_lost,
-    is_out_of_memory,
-    release,
+    survive_out_of_memory,
 )
 
 CPU_CAP = 8  # beyond this a 2-16 core CPU gains nothing: the work per member dominates
@@ -140,11 +137,7 @@ def _free_device_memory(device: torch.device) -> int:
     try:
         free, _ = torch.cuda.mem_get_info(device)
     except Exception as exc:
-        if is_device_lost(exc):
-            raise device_lost(exc, device) from exc
-        if not is_out_of_memory(exc):
-            raise
-        release(exc)
+        survive_out_of_memory(exc, device)
     else:
         return int(free)
     free_memory(device)

@@ -11,6 +11,7 @@ from tuner.training._failure import (
     is_device_lost,
     is_out_of_memory,
     release,
+    survive_out_of_memory,
     uses_cuda_allocator,
 )
 from tuner.training._function import FunctionTrial
@@ -103,6 +104,7 @@ __all__ = [
     "settle_stream",
     "signal_problems",
     "slot_stream",
+    "survive_out_of_memory",
     "train",
     "train_config",
     "train_model_trial",

@@ -55,6 +55,17 @@ def device_lost(exc: BaseException, device: torch.device | str) -> DeviceLost:
     return DeviceLost(str(device), f"{type(exc).__name__}: {first}")
 
 
+def survive_out_of_memory(exc: Exception, device: torch.device) -> None:
+    """For a handler that carries on after running out of memory: :class:`DeviceLost` for a
+    lost device, ``exc`` again for anything but an OOM, else the failed tensors released
+    (:func:`release`); follow it with :func:`free_memory` once the handler has left."""
+    if is_device_lost(exc):
+        raise device_lost(exc, device) from exc
+    if not is_out_of_memory(exc):
+        raise exc
+    release(exc)
+
+
 def uses_cuda_allocator(device: torch.device) -> bool:
     """Whether failures on ``device`` leave memory in CUDA's caching allocator."""
     return device.type == "cuda"

@@ -25,12 +25,9 @@ from tuner.spec import StudySpec, parse_spec
 from tuner.tasks import DataSplit, Task, build_task
 from tuner.training import (
     TrialOutcome,
-    device_lost,
     free_memory,
-    is_device_lost,
-    is_out_of_memory,
-    release,
     settle_stream,
+    survive_out_of_memory,
 )
 from tuner.worker._asking import asks_in_memory
 from tuner.worker._config import WorkerConfig
@@ -99,12 +96,8 @@ class Claims:
             settle_stream(self.device)  # every slot's stream reads it
             return moved
         except Exception as exc:
-            if is_device_lost(exc):
-                raise device_lost(exc, self.device) from exc
-            if not is_out_of_memory(exc):
-                raise
+            survive_out_of_memory(exc, self.device)
             log.warning("study %s: its data does not fit on %s; each trial moves it", name, exc)
-            release(exc)
         free_memory(self.device)
         return data
 
