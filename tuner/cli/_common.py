@@ -49,8 +49,9 @@ FastMath = Annotated[
     bool | None,
     typer.Option(
         "--fast/--exact",
-        help="fast: TF32 for fp32 on CUDA (every trial) and populations in bf16 with fused "
-        "optimizers; exact: full fp32 (cuDNN's TF32 off too), populations as single trials "
+        help="fast: TF32 for fp32 on CUDA (every trial) and populations in bf16 with one "
+        "optimizer step for the whole stack; exact: full fp32 (cuDNN's TF32 off too), "
+        "populations as single trials "
         "[default: fast on CUDA, exact on CPU]",
         show_default=False,
     ),

@@ -37,11 +37,11 @@ class StackedOptimizer:
         lrs: list[float],
         weight_decays: list[float],
         momentum: float,
-        fused: bool,
+        fast: bool,
     ) -> None:
         if name not in OPTIMIZERS:
             raise ValueError(f"unknown optimizer {name!r}")
-        self.name, self.momentum, self.fused = name, momentum, fused
+        self.name, self.momentum, self.fast = name, momentum, fast
         self.lrs, self.weight_decays = list(lrs), list(weight_decays)
         self.state: list[Tensors] = []  # sgd: [momentum buffers]; adam(w): [exp_avg, exp_avg_sq]
         self.steps = 0
@@ -60,10 +60,10 @@ class StackedOptimizer:
         self.params, self.grads = params, grads
         if not self.state:
             groups = {"sgd": 1 if self.momentum else 0, "adam": 2, "adamw": 2}[self.name]
-            zeros = self.fused or self.name != "sgd"  # exact sgd clones its first gradient
+            zeros = self.fast or self.name != "sgd"  # exact sgd clones its first gradient
             if zeros:
                 self.state = [[torch.zeros_like(p) for p in params] for _ in range(groups)]
-        if self.fused:  # each member's constants, shaped to broadcast over each stacked tensor
+        if self.fast:  # each member's constants, shaped to broadcast over each stacked tensor
             self._wd = [self._per_member(self.weight_decays, p) for p in params]
             self._neg_lr = [self._per_member([-lr for lr in self.lrs], p) for p in params]
             decays = [1 - lr * wd for lr, wd in zip(self.lrs, self.weight_decays, strict=True)]
@@ -81,7 +81,7 @@ class StackedOptimizer:
     @torch.no_grad()
     def step(self) -> None:
         self.steps += 1
-        if self.fused:
+        if self.fast:
             self._fast_sgd() if self.name == "sgd" else self._fast_adam()
         elif self.name == "sgd":
             self._sgd()

@@ -139,7 +139,7 @@ def train_stack(
         lrs=[r.member.config.lr for r in runs],
         weight_decays=[r.member.config.weight_decay for r in runs],
         momentum=first.momentum,
-        fused=fast,
+        fast=fast,
     )
     opt.bind(stack.params, stack.grads)
     step = torch.compile(stack.loss_and_grads, dynamic=True) if compile else stack.loss_and_grads

@@ -79,7 +79,7 @@ def _members(fake: FakeTensorMode, activation: type[nn.Module]) -> list[nn.Modul
 
 
 @pytest.mark.parametrize(
-    ("optimizer", "fused"),
+    ("optimizer", "fast"),
     [
         ("sgd", False),
         ("adam", False),
@@ -89,7 +89,7 @@ def _members(fake: FakeTensorMode, activation: type[nn.Module]) -> list[nn.Modul
         ("adamw", True),
     ],
 )
-def test_a_stacked_step_and_evaluation_stay_on_the_cuda_device(optimizer: str, fused: bool) -> None:
+def test_a_stacked_step_and_evaluation_stay_on_the_cuda_device(optimizer: str, fast: bool) -> None:
     """The written-out step (ReLU: the built-in mlp's) in fp32, with every optimizer in both
     modes. What a CPU-only build of torch cannot fake on CUDA is left to the GPU check:
     other activations (they go through autograd) and bf16 casts."""
@@ -98,7 +98,7 @@ def test_a_stacked_step_and_evaluation_stay_on_the_cuda_device(optimizer: str, f
     with fake:  # set-up (binding uploads each member's lr and L2 lambda once)
         stack = StackedMLP(members)
         opt = StackedOptimizer(
-            optimizer, lrs=[0.1] * K, weight_decays=[1e-4] * K, momentum=0.9, fused=fused
+            optimizer, lrs=[0.1] * K, weight_decays=[1e-4] * K, momentum=0.9, fast=fast
         )
         opt.bind(stack.params, stack.grads)
         x = torch.empty(K, BATCH, FEATURES, device="cuda")

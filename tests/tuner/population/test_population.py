@@ -274,8 +274,8 @@ def test_mixed_batch_sizes_train_in_separate_populations_with_the_single_run_res
 
 
 @pytest.mark.parametrize("name", ["sgd", "adam", "adamw"])
-@pytest.mark.parametrize("fused", [False, True])
-def test_each_member_gets_torch_optims_own_update(name: str, fused: bool) -> None:
+@pytest.mark.parametrize("fast", [False, True])
+def test_each_member_gets_torch_optims_own_update(name: str, fast: bool) -> None:
     torch.manual_seed(0)
     shapes = [(5, 7), (5,), (3, 5)]
     lrs, wds = [0.1, 0.01, 0.05], [0.0, 1e-2, 1e-3]
@@ -283,7 +283,7 @@ def test_each_member_gets_torch_optims_own_update(name: str, fused: bool) -> Non
     steps = [[torch.randn(len(lrs), *s) for s in shapes] for _ in range(3)]
     stacked = [t.clone() for t in initial]
     buffers = [torch.empty_like(t) for t in stacked]  # the stack's gradient buffers
-    opt = StackedOptimizer(name, lrs=lrs, weight_decays=wds, momentum=0.9, fused=fused)
+    opt = StackedOptimizer(name, lrs=lrs, weight_decays=wds, momentum=0.9, fast=fast)
     opt.bind(stacked, buffers)
     for grads in steps:
         for buffer, g in zip(buffers, grads, strict=True):
@@ -299,7 +299,7 @@ def test_each_member_gets_torch_optims_own_update(name: str, fused: bool) -> Non
                 p.grad = g[k].clone()
             ref.step()
         for p, s in zip(own, stacked, strict=True):
-            if fused:  # the same rule on the whole stack at once: rounded differently
+            if fast:  # the same rule on the whole stack at once: rounded differently
                 torch.testing.assert_close(s[k], p.detach(), rtol=1e-5, atol=1e-7)
             else:  # torch.optim's own kernels, member by member
                 assert torch.equal(p.detach(), s[k])
@@ -315,12 +315,12 @@ class _OpCount(TorchDispatchMode):
         return func(*args, **kwargs or {})
 
 
-def _ops_per_step(name: str, fused: bool, k: int) -> int:
+def _ops_per_step(name: str, fast: bool, k: int) -> int:
     """Kernels (dispatched ops) of the third step of a K-member stack of a two-layer MLP."""
     shapes = [(32, 64), (32,), (10, 32), (10,)]
     params = [torch.randn(k, *s) for s in shapes]
     grads = [torch.randn(k, *s) for s in shapes]
-    opt = StackedOptimizer(name, lrs=[0.1] * k, weight_decays=[1e-3] * k, momentum=0.9, fused=fused)
+    opt = StackedOptimizer(name, lrs=[0.1] * k, weight_decays=[1e-3] * k, momentum=0.9, fast=fast)
     opt.bind(params, grads)
     opt.step()
     opt.step()
@@ -350,7 +350,8 @@ def test_fast_mode_trains_the_same_configurations_to_about_the_same_place() -> N
         bf16 = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
         assert pop.manifest["population"]["matmuls"] == ("bfloat16" if bf16 else "float32")
         assert pop.epochs_run == single.epochs_run == 4
-        # fused kernels (and bf16 matmuls where the hardware has them) round differently
+        # the whole-stack optimizer step (and bf16 matmuls where the hardware has them)
+        # rounds differently
         assert pop.value == pytest.approx(single.value, abs=0.03)
 
 
