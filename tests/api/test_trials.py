@@ -62,7 +62,7 @@ def test_order_by_another_column(seeded: TestClient) -> None:
 def test_filters(seeded: TestClient) -> None:
     complete = seeded.get("/v1/studies/max/trials", params={"state": "complete"}).json()
     assert numbers(complete) == [1, 3, 0, 2] and complete["total"] == 4
-    kaiming = seeded.get("/v1/studies/max/trials", params={"initializer": "he_normal"}).json()
+    kaiming = seeded.get("/v1/studies/max/trials", params={"initializer": "Kaiming_Normal"}).json()
     assert numbers(kaiming) == [1, 2] and kaiming["total"] == 2
     both = seeded.get(
         "/v1/studies/max/trials", params={"state": "pruned", "initializer": "xavier_uniform"}

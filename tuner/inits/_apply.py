@@ -10,9 +10,11 @@ Conventions every initializer follows (see :func:`apply_initializer`):
   Anything else (norms, attention projections, ...) keeps its own initialization.
 * Recurrent weights stack their gates (LSTM 4, GRU 3); each gate block is initialized on
   its own, so fans and orthogonality are per gate.
-* ``gain`` defaults from the task's activation (:func:`activation_gain`); the last covered
-  layer in module order is taken as the output layer and gets the linear gain 1. A gain the
-  user passes applies to every layer, the output layer included.
+* Each name applies its library's rule to every layer alike: ``xavier_*``, ``orthogonal``
+  and ``identity`` use gain 1 unless given one; ``kaiming_*`` take the task's activation as
+  torch's ``nonlinearity``. ``gain: auto`` derives the gain from the activation
+  (:func:`activation_gain`) and gives the output layer (the last covered layer in module
+  order, which no activation follows) the linear gain 1.
 * Biases of covered layers are set to zero (except under ``default`` and ``pretrained``);
   an Embedding's ``padding_idx`` row is zeroed as PyTorch does.
 * Values are drawn on ``generator``'s device in float32 (float64 for float64 weights) and
@@ -33,7 +35,7 @@ from tuner.errors import InitializerError
 from tuner.inits._fillers import FILLERS, Ctx, Filler, fans
 from tuner.inits._gains import activation_gain
 from tuner.inits._lsuv import lsuv_rescale
-from tuner.spec import INITIALIZERS, canonical_name, resolve_params
+from tuner.spec import AUTO, INITIALIZERS, canonical_name, resolve_params
 
 __all__ = ["LayerRecord", "applicability_error", "apply_initializer"]
 
@@ -277,10 +279,8 @@ def _apply_lsuv(
     return records
 
 
-# Initializers whose gain or nonlinearity is derived from the task's activation.
-_USES_ACTIVATION = frozenset(
-    {"xavier_uniform", "xavier_normal", "kaiming_uniform", "kaiming_normal", "orthogonal"}
-)
+# Initializers whose nonlinearity is always the task's activation.
+_USES_ACTIVATION = frozenset({"kaiming_uniform", "kaiming_normal"})
 
 
 def apply_initializer(
@@ -294,14 +294,15 @@ def apply_initializer(
 ) -> list[LayerRecord]:
     """Initialize ``model``'s covered layers in place; one record per weight tensor.
 
-    ``params`` are concrete values; missing ones take their defaults (gain: derived from
-    ``activation``). ``calibration`` is an input batch, needed by ``lsuv`` only. Invalid
-    names, parameters or models raise :class:`InitializerError` before any weight changes.
+    ``params`` are concrete values; missing ones take their defaults (kaiming's nonlinearity
+    and ``gain: auto``: derived from ``activation``). ``calibration`` is an input batch,
+    needed by ``lsuv`` only. Invalid names, parameters or models raise
+    :class:`InitializerError` before any weight changes.
     """
     canonical = canonical_name(name)
     resolved = resolve_params(INITIALIZERS[canonical], params)
     activation = activation.strip().lower()
-    if canonical in _USES_ACTIVATION and resolved.get("gain") is None:
+    if canonical in _USES_ACTIVATION or resolved.get("gain") == AUTO:
         activation_gain(activation)  # validate it; other initializers accept any activation
     problem = applicability_error(model, canonical)
     if problem is not None:

@@ -3,7 +3,13 @@
 Each filler receives a fresh tensor on the generator's device and a :class:`Ctx` (resolved
 parameters, task activation, whether the layer is the output layer, the generator, conv
 groups), fills the tensor in place and returns the initializer really applied with its
-effective parameters (derived gain included). :data:`FILLERS` maps canonical names to them;
+effective parameters (a derived gain or nonlinearity included).
+
+Torch spellings call (or write out) the ``torch.nn.init`` function of that name with its
+defaults; Keras spellings follow Keras 3's formulas. The same rule applies to every layer,
+the output layer included, except under ``gain: auto``, where the gain is
+``calculate_gain`` of the task's activation on the layers it follows and 1 on the output
+layer, which no activation follows. :data:`FILLERS` maps canonical names to them;
 ``default``, ``pretrained`` and ``lsuv`` have no filler and are handled by
 :mod:`tuner.inits._apply`, which also iterates the layers and gate blocks.
 """
@@ -19,6 +25,7 @@ import torch
 from torch import nn
 
 from tuner.inits._gains import LEAKY_RELU_SLOPE, TORCH_NONLINEARITY, Nonlinearity, activation_gain
+from tuner.spec import AUTO
 
 # Std of a standard normal truncated to [-2, 2]. Keras divides by it so that truncated draws
 # end up with the intended std (lecun_normal, variance_scaling with truncated_normal).
@@ -46,9 +53,15 @@ class Ctx:
 
     @property
     def gain(self) -> float:
-        if self.params.get("gain") is not None:
-            return float(self.params["gain"])
+        gain = self.params["gain"]
+        if gain != AUTO:
+            return float(gain)
         return 1.0 if self.is_last else activation_gain(self.activation)
+
+    def gain_params(self) -> dict[str, Any]:
+        """The gain as recorded: its value, and ``gain_rule: auto`` when it was derived."""
+        rule = {"gain_rule": AUTO} if self.params["gain"] == AUTO else {}
+        return {"gain": self.gain, **rule}
 
 
 Filler = Callable[[torch.Tensor, Ctx], tuple[str, dict[str, Any]]]
@@ -78,35 +91,34 @@ def _normal(buf: torch.Tensor, ctx: Ctx) -> _Result:
 
 
 def _trunc(buf: torch.Tensor, mean: float, std: float, generator: torch.Generator) -> None:
-    # torch's a/b are absolute bounds; Keras (and this project) cut at mean +- 2 std.
+    """Keras's truncation: redrawn beyond mean +- 2 std (torch's a/b are absolute bounds)."""
     nn.init.trunc_normal_(buf, mean, std, mean - 2 * std, mean + 2 * std, generator=generator)
 
 
 def _trunc_normal(buf: torch.Tensor, ctx: Ctx) -> _Result:
-    mean, std = ctx.params["mean"], ctx.params["std"]
-    _trunc(buf, mean, std, ctx.generator)
-    return "trunc_normal", {"mean": mean, "std": std}
+    mean, std, a, b = (ctx.params[k] for k in ("mean", "std", "a", "b"))
+    nn.init.trunc_normal_(buf, mean, std, a, b, generator=ctx.generator)
+    return "trunc_normal", {"mean": mean, "std": std, "a": a, "b": b}
 
 
 def _xavier_uniform(buf: torch.Tensor, ctx: Ctx) -> _Result:
     nn.init.xavier_uniform_(buf, ctx.gain, generator=ctx.generator)
-    return "xavier_uniform", {"gain": ctx.gain}
+    return "xavier_uniform", ctx.gain_params()
 
 
 def _xavier_normal(buf: torch.Tensor, ctx: Ctx) -> _Result:
     nn.init.xavier_normal_(buf, ctx.gain, generator=ctx.generator)
-    return "xavier_normal", {"gain": ctx.gain}
+    return "xavier_normal", ctx.gain_params()
 
 
 def _kaiming(buf: torch.Tensor, ctx: Ctx, uniform: bool) -> _Result:
     a: float | None = ctx.params["a"]
     mode: str = ctx.params["mode"]
     nonlinearity: Nonlinearity
-    # An explicit `a` on a rectifier means leaky_relu with that slope (torch's own kaiming
-    # default; a=0 is relu). For tanh/sigmoid/selu torch ignores `a`, and so do we.
-    if ctx.is_last:
-        nonlinearity, a = "linear", None
-    elif ctx.activation in ("relu", "gelu"):
+    # The task's activation is torch's `nonlinearity` on every layer. An explicit `a` on a
+    # rectifier means leaky_relu with that slope (torch's own kaiming default; a=0 is relu).
+    # For tanh/sigmoid/selu torch ignores `a`, and so do we.
+    if ctx.activation in ("relu", "gelu"):
         nonlinearity = "relu" if a is None else "leaky_relu"
     elif ctx.activation == "leaky_relu":
         nonlinearity, a = "leaky_relu", LEAKY_RELU_SLOPE if a is None else a
@@ -124,20 +136,8 @@ def _kaiming(buf: torch.Tensor, ctx: Ctx, uniform: bool) -> _Result:
     return name, {"a": a, "mode": mode, "nonlinearity": nonlinearity, "gain": gain}
 
 
-def _lecun_uniform(buf: torch.Tensor, ctx: Ctx) -> _Result:
-    limit = math.sqrt(3.0 / max(1, fans(buf)[0]))
-    nn.init.uniform_(buf, -limit, limit, generator=ctx.generator)
-    return "lecun_uniform", {}
-
-
-def _lecun_normal(buf: torch.Tensor, ctx: Ctx) -> _Result:
-    _trunc(buf, 0.0, math.sqrt(1.0 / max(1, fans(buf)[0])) / _TRUNC_STD, ctx.generator)
-    return "lecun_normal", {}
-
-
-def _variance_scaling(buf: torch.Tensor, ctx: Ctx) -> _Result:
-    """keras.initializers.VarianceScaling, exactly."""
-    scale, mode, dist = ctx.params["scale"], ctx.params["mode"], ctx.params["distribution"]
+def _scaled(buf: torch.Tensor, ctx: Ctx, scale: float, mode: str, dist: str) -> None:
+    """keras.initializers.VarianceScaling(scale, mode, distribution), exactly."""
     fan_in, fan_out = fans(buf)
     fan = {"fan_in": fan_in, "fan_out": fan_out, "fan_avg": (fan_in + fan_out) / 2.0}[mode]
     variance = scale / max(1.0, fan)
@@ -148,12 +148,56 @@ def _variance_scaling(buf: torch.Tensor, ctx: Ctx) -> _Result:
     else:
         limit = math.sqrt(3.0 * variance)
         nn.init.uniform_(buf, -limit, limit, generator=ctx.generator)
+
+
+def _variance_scaling(buf: torch.Tensor, ctx: Ctx) -> _Result:
+    scale, mode, dist = ctx.params["scale"], ctx.params["mode"], ctx.params["distribution"]
+    _scaled(buf, ctx, scale, mode, dist)
     return "variance_scaling", {"scale": scale, "mode": mode, "distribution": dist}
+
+
+# Keras 3's named variance-scaling initializers: (scale, mode, distribution).
+_KERAS_SCALING = {
+    "glorot_uniform": (1.0, "fan_avg", "uniform"),
+    "glorot_normal": (1.0, "fan_avg", "truncated_normal"),
+    "he_uniform": (2.0, "fan_in", "uniform"),
+    "he_normal": (2.0, "fan_in", "truncated_normal"),
+    "lecun_uniform": (1.0, "fan_in", "uniform"),
+    "lecun_normal": (1.0, "fan_in", "truncated_normal"),
+}
+
+
+def _keras_scaling(name: str) -> Filler:
+    scale, mode, dist = _KERAS_SCALING[name]
+
+    def fill(buf: torch.Tensor, ctx: Ctx) -> _Result:
+        _scaled(buf, ctx, scale, mode, dist)
+        return name, {"scale": scale, "mode": mode, "distribution": dist}
+
+    return fill
+
+
+def _random_uniform(buf: torch.Tensor, ctx: Ctx) -> _Result:
+    low, high = ctx.params["minval"], ctx.params["maxval"]
+    nn.init.uniform_(buf, low, high, generator=ctx.generator)
+    return "random_uniform", {"minval": low, "maxval": high}
+
+
+def _random_normal(buf: torch.Tensor, ctx: Ctx) -> _Result:
+    mean, std = ctx.params["mean"], ctx.params["stddev"]
+    nn.init.normal_(buf, mean, std, generator=ctx.generator)
+    return "random_normal", {"mean": mean, "stddev": std}
+
+
+def _truncated_normal(buf: torch.Tensor, ctx: Ctx) -> _Result:
+    mean, std = ctx.params["mean"], ctx.params["stddev"]
+    _trunc(buf, mean, std, ctx.generator)
+    return "truncated_normal", {"mean": mean, "stddev": std}
 
 
 def _orthogonal(buf: torch.Tensor, ctx: Ctx) -> _Result:
     nn.init.orthogonal_(buf, ctx.gain, generator=ctx.generator)
-    return "orthogonal", {"gain": ctx.gain}
+    return "orthogonal", ctx.gain_params()
 
 
 def _sparse(buf: torch.Tensor, ctx: Ctx) -> _Result:
@@ -171,13 +215,20 @@ def _sparse(buf: torch.Tensor, ctx: Ctx) -> _Result:
     return "sparse", {"sparsity": sparsity, "std": std}
 
 
-def _identity(buf: torch.Tensor, ctx: Ctx) -> _Result:
+def _eye(buf: torch.Tensor, ctx: Ctx) -> _Result:
     """eye for 2-D weights, dirac for conv weights (both names share this)."""
     if buf.dim() == 2:
         nn.init.eye_(buf)
         return "eye", {}
     nn.init.dirac_(buf, groups=ctx.groups)
     return "dirac", {"groups": ctx.groups}
+
+
+def _identity(buf: torch.Tensor, ctx: Ctx) -> _Result:
+    """Keras Identity(gain): gain * eye for 2-D weights; conv weights get gain * dirac."""
+    applied, params = _eye(buf, ctx)
+    buf.mul_(ctx.gain)
+    return ("identity" if applied == "eye" else "dirac"), {**params, **ctx.gain_params()}
 
 
 FILLERS: dict[str, Filler] = {
@@ -190,11 +241,14 @@ FILLERS: dict[str, Filler] = {
     "xavier_normal": _xavier_normal,
     "kaiming_uniform": lambda buf, ctx: _kaiming(buf, ctx, uniform=True),
     "kaiming_normal": lambda buf, ctx: _kaiming(buf, ctx, uniform=False),
-    "lecun_uniform": _lecun_uniform,
-    "lecun_normal": _lecun_normal,
-    "variance_scaling": _variance_scaling,
     "orthogonal": _orthogonal,
     "sparse": _sparse,
-    "eye": _identity,
-    "dirac": _identity,
+    "eye": _eye,
+    "dirac": _eye,
+    "variance_scaling": _variance_scaling,
+    **{name: _keras_scaling(name) for name in _KERAS_SCALING},
+    "random_uniform": _random_uniform,
+    "random_normal": _random_normal,
+    "truncated_normal": _truncated_normal,
+    "identity": _identity,
 }

@@ -17,8 +17,9 @@ from tuner.spec._dims import (
 )
 from tuner.spec._initializers import (
     ACTIVATIONS,
-    ALIASES,
+    AUTO,
     INITIALIZERS,
+    LIBRARY,
     InitializerInfo,
     ParamInfo,
     canonical_name,
@@ -57,11 +58,12 @@ from tuner.spec._study import (
 
 __all__ = [
     "ACTIVATIONS",
-    "ALIASES",
+    "AUTO",
     "BUILTIN_DATASETS",
     "ENTRY_POINT_GROUP",
     "INITIALIZERS",
     "KNOBS",
+    "LIBRARY",
     "METRICS",
     "MODEL_KNOBS",
     "OPTIMIZERS",

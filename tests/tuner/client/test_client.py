@@ -81,7 +81,7 @@ def test_submit_wait_and_read_everything_back(client: TunerClient) -> None:
     assert detail.manifest is not None and detail.manifest["seeds"]  # what it ran under
     assert detail.diagnostics and detail.diagnostics[0].index == 0  # its t=0 signal
     assert [t.trial_number for t in client.iter_trials("c-run", page_size=1)] == [0, 1]
-    assert client.trials("c-run", initializer="he_normal").total == sum(
+    assert client.trials("c-run", initializer="KAIMING_normal").total == sum(
         t.initializer == "kaiming_normal" for t in page.items
     )
     summary = client.summary("c-run")

@@ -16,7 +16,7 @@ from torch import nn
 
 from tuner.errors import InitializerError, TunerError
 from tuner.inits import LayerRecord, activation_gain, applicability_error, apply_initializer
-from tuner.spec import ACTIVATIONS, ALIASES, INITIALIZERS, ParamInfo, canonical_name
+from tuner.spec import ACTIVATIONS, INITIALIZERS, LIBRARY, ParamInfo, canonical_name
 
 SEED = 1234
 TRUNC_STD = 0.87962566103423978  # std of N(0, 1) cut at +-2
@@ -40,6 +40,15 @@ DESIGN_NAMES = {
     "dirac",
     "lsuv",
     "pretrained",
+    # Keras spellings, each with Keras 3's semantics
+    "glorot_uniform",
+    "glorot_normal",
+    "he_uniform",
+    "he_normal",
+    "identity",
+    "random_uniform",
+    "random_normal",
+    "truncated_normal",
 }
 
 
@@ -93,33 +102,32 @@ def test_registry_has_every_design_name() -> None:
     assert set(INITIALIZERS) == DESIGN_NAMES
     for name, info in INITIALIZERS.items():
         assert info.name == name and info.summary and "\n" not in info.summary
-        assert info.needs == {"eye": "linear", "dirac": "conv"}.get(name, "any")
+        assert info.needs == {"eye": "linear", "identity": "linear", "dirac": "conv"}.get(
+            name, "any"
+        )
     assert INITIALIZERS["pretrained"].params["path"].required
     assert not INITIALIZERS["xavier_uniform"].params["gain"].required
+    assert INITIALIZERS["xavier_uniform"].params["gain"].default == 1.0
+    assert LIBRARY["glorot_normal"] == "keras" and LIBRARY["xavier_normal"] == "torch"
+    assert set(LIBRARY) == set(INITIALIZERS)
 
 
 @pytest.mark.parametrize(
-    ("alias", "canonical"),
-    [
-        ("glorot_uniform", "xavier_uniform"),
-        ("glorot_normal", "xavier_normal"),
-        ("he_uniform", "kaiming_uniform"),
-        ("He_Normal", "kaiming_normal"),
-        ("IDENTITY", "eye"),
-        ("Orthogonal", "orthogonal"),
-    ],
+    ("spelled", "name"),
+    [("Glorot_Uniform", "glorot_uniform"), ("He_Normal", "he_normal"), ("IDENTITY", "identity")],
 )
-def test_aliases_resolve_case_insensitively(alias: str, canonical: str) -> None:
-    assert canonical_name(alias) == canonical
-    assert set(ALIASES.values()) <= set(INITIALIZERS)
+def test_names_are_case_insensitive_and_keras_names_are_their_own(spelled: str, name: str) -> None:
+    assert canonical_name(spelled) == name
 
 
-def test_keras_alias_applies_like_its_target() -> None:
+def test_keras_he_normal_is_not_torch_kaiming_normal() -> None:
+    """Keras draws from a truncated normal; torch from a plain one. Same std, other shape."""
     a, b = big(), big()
-    records = init(a, "he_normal")
-    init(b, "kaiming_normal")
-    assert records[0].initializer == "kaiming_normal"
-    assert torch.equal(first_weight(a), first_weight(b))
+    records = init(a, "he_normal", activation="tanh")  # Keras: scale 2 whatever the activation
+    init(b, "kaiming_normal", activation="relu")
+    assert records[0].initializer == "he_normal"
+    assert first_weight(a).std().item() == pytest.approx(first_weight(b).std().item(), rel=0.03)
+    assert first_weight(a).abs().max() < first_weight(b).abs().max()
 
 
 def test_unknown_name_lists_known_names() -> None:
@@ -146,7 +154,9 @@ def test_param_info_check_sentences() -> None:
     assert mode.check("fan_avg") is None
     assert mode.check("avg") == "must be one of fan_in, fan_out, fan_avg, got 'avg'"
     assert ParamInfo("bool", True).check("yes") is not None
-    assert INITIALIZERS["xavier_normal"].params["gain"].check(None) is None  # derived
+    gain = INITIALIZERS["xavier_normal"].params["gain"]
+    assert gain.check("auto") is None and gain.check(None) is not None
+    assert INITIALIZERS["normal"].params["mean"].check("auto") == "must be a number, got 'auto'"
     assert INITIALIZERS["pretrained"].params["path"].check(None) == "is required"
 
 
@@ -156,7 +166,10 @@ def test_param_info_check_sentences() -> None:
         ("normal", {"std": -1.0}, "'std' of initializer 'normal' must be > 0, got -1.0"),
         ("trunc_normal", {"std": 0.0}, "'std'"),
         ("normal", {"stdev": 0.1}, "no parameter 'stdev'.*mean, std"),
-        ("xavier_uniform", {"gain": "big"}, "'gain'"),
+        ("xavier_uniform", {"gain": "big"}, "'gain'.*a number or 'auto'"),
+        ("trunc_normal", {"a": 1.0, "b": -1.0}, "'b'.*greater than a"),
+        ("trunc_normal", {"mean": 9.0}, "'mean'.*within 2 std"),
+        ("random_uniform", {"minval": 1.0, "maxval": 0.0}, "'maxval'.*greater than minval"),
         ("kaiming_normal", {"mode": "fan_avg"}, "'mode'.*fan_in, fan_out"),
         ("uniform", {"a": 0.1, "b": -0.1}, "'b'.*greater than a"),
         ("sparse", {"sparsity": -0.1}, "'sparsity'"),
@@ -171,11 +184,11 @@ def test_bad_params_name_the_parameter(name: str, params: dict[str, Any], match:
 
 def test_unknown_activation_is_an_error() -> None:
     with pytest.raises(InitializerError, match=r"unknown activation 'swish'.*selu"):
-        init(big(), "xavier_normal", activation="swish")
+        init(big(), "xavier_normal", activation="swish", gain="auto")
     with pytest.raises(InitializerError, match="activation"):
         init(big(), "kaiming_uniform", activation="swish")
     # initializers that derive nothing from the activation do not care about it
-    assert init(big(), "xavier_normal", activation="swish", gain=1.0)[0].params == {"gain": 1.0}
+    assert init(big(), "xavier_normal", activation="swish")[0].params == {"gain": 1.0}
     assert init(big(), "normal", activation="swish")[0].initializer == "normal"
 
 
@@ -184,24 +197,34 @@ def test_unknown_activation_is_an_error() -> None:
 FAN_IN, FAN_OUT, RELU = 1024, 512, math.sqrt(2.0)
 Case = tuple[str, dict[str, Any], float, float | None]  # name, params, std, bound on |w|
 FORMULAS: list[Case] = [
-    ("uniform", {}, 0.1 / math.sqrt(12), 0.05),
-    ("normal", {}, 0.01, None),
+    ("uniform", {"a": -0.05, "b": 0.05}, 0.1 / math.sqrt(12), 0.05),
+    ("normal", {}, 1.0, None),  # torch's defaults: N(0, 1)
     ("normal", {"std": 0.2}, 0.2, None),
-    ("trunc_normal", {"std": 0.1}, 0.1 * TRUNC_STD, 0.2),
-    (
-        "xavier_uniform",
-        {},
-        RELU * math.sqrt(2 / (FAN_IN + FAN_OUT)),
-        RELU * math.sqrt(6 / (FAN_IN + FAN_OUT)),
-    ),
-    ("xavier_normal", {}, RELU * math.sqrt(2 / (FAN_IN + FAN_OUT)), None),
+    ("trunc_normal", {}, TRUNC_STD, 2.0),  # torch's defaults: N(0, 1) in [-2, 2]
+    ("trunc_normal", {"std": 0.1, "a": -0.2, "b": 0.2}, 0.1 * TRUNC_STD, 0.2),
+    ("xavier_uniform", {}, math.sqrt(2 / (FAN_IN + FAN_OUT)), math.sqrt(6 / (FAN_IN + FAN_OUT))),
+    ("xavier_normal", {}, math.sqrt(2 / (FAN_IN + FAN_OUT)), None),
+    ("xavier_normal", {"gain": "auto"}, RELU * math.sqrt(2 / (FAN_IN + FAN_OUT)), None),
     ("kaiming_uniform", {}, RELU / math.sqrt(FAN_IN), RELU * math.sqrt(3 / FAN_IN)),
     ("kaiming_uniform", {"mode": "fan_out"}, RELU / math.sqrt(FAN_OUT), None),
     ("kaiming_normal", {}, RELU / math.sqrt(FAN_IN), None),
     ("kaiming_normal", {"mode": "fan_out"}, RELU / math.sqrt(FAN_OUT), None),
     ("lecun_uniform", {}, math.sqrt(1 / FAN_IN), math.sqrt(3 / FAN_IN)),
     ("lecun_normal", {}, math.sqrt(1 / FAN_IN), 2 * math.sqrt(1 / FAN_IN) / TRUNC_STD),
-    ("orthogonal", {}, RELU / math.sqrt(FAN_IN), None),  # rows orthonormal: ||row|| = gain
+    ("he_uniform", {}, math.sqrt(2 / FAN_IN), math.sqrt(6 / FAN_IN)),
+    ("he_normal", {}, math.sqrt(2 / FAN_IN), 2 * math.sqrt(2 / FAN_IN) / TRUNC_STD),
+    ("glorot_uniform", {}, math.sqrt(2 / (FAN_IN + FAN_OUT)), math.sqrt(6 / (FAN_IN + FAN_OUT))),
+    (
+        "glorot_normal",
+        {},
+        math.sqrt(2 / (FAN_IN + FAN_OUT)),
+        2 * math.sqrt(2 / (FAN_IN + FAN_OUT)) / TRUNC_STD,
+    ),
+    ("random_uniform", {}, 0.1 / math.sqrt(12), 0.05),
+    ("random_normal", {}, 0.05, None),
+    ("truncated_normal", {}, 0.05 * TRUNC_STD, 0.1),
+    ("orthogonal", {}, 1 / math.sqrt(FAN_IN), None),  # rows orthonormal: ||row|| = gain
+    ("orthogonal", {"gain": "auto"}, RELU / math.sqrt(FAN_IN), None),
 ]
 for _mode, _fan in (("fan_in", FAN_IN), ("fan_out", FAN_OUT), ("fan_avg", (FAN_IN + FAN_OUT) / 2)):
     _std = math.sqrt(2.0 / _fan)  # scale 2 (He) so the scale is visibly applied
@@ -252,10 +275,10 @@ def test_uniform_and_normal_use_their_location() -> None:
     assert weight.min().item() >= -0.2 and weight.max().item() <= 0.6
     assert weight.mean().item() == pytest.approx(0.2, abs=0.005)
     assert weight.std().item() == pytest.approx(0.8 / math.sqrt(12), rel=0.02)
-    init(model, "trunc_normal", mean=0.5, std=0.1)
+    init(model, "trunc_normal", mean=0.5, std=0.1, a=0.45, b=0.7)  # torch's a, b: absolute
     weight = first_weight(model)
-    assert weight.mean().item() == pytest.approx(0.5, abs=0.002)
-    assert (weight - 0.5).abs().max().item() <= 0.2 + 1e-6
+    assert weight.min().item() >= 0.45 and weight.max().item() <= 0.7
+    assert weight.min().item() < 0.46 and weight.max().item() > 0.69
 
 
 def test_constant_and_zeros() -> None:
@@ -285,7 +308,10 @@ def test_default_is_pytorch_init_and_reproducible() -> None:
 
 
 @pytest.mark.parametrize(
-    "name", sorted(DESIGN_NAMES - {"default", "zeros", "constant", "eye", "dirac", "pretrained"})
+    "name",
+    sorted(
+        DESIGN_NAMES - {"default", "zeros", "constant", "eye", "identity", "dirac", "pretrained"}
+    ),
 )
 def test_same_seed_same_weights(name: str) -> None:
     calibration = torch.randn(64, 1024, generator=gen(0))
@@ -313,13 +339,13 @@ def test_activation_gain_values() -> None:
         activation_gain("swish")
 
 
-def test_gain_is_derived_from_activation_and_output_layer_is_linear() -> None:
+def test_gain_auto_is_derived_from_activation_and_output_layer_is_linear() -> None:
     tanh, sigmoid = mlp(1024, 512, 512, act=nn.Tanh), mlp(1024, 512, 512, act=nn.Sigmoid)
-    tanh_records = init(tanh, "xavier_normal", activation="tanh")
-    init(sigmoid, "xavier_normal", activation="sigmoid")
+    tanh_records = init(tanh, "xavier_normal", activation="tanh", gain="auto")
+    init(sigmoid, "xavier_normal", activation="sigmoid", gain="auto")
     ratio = first_weight(tanh).std() / first_weight(sigmoid).std()
     assert ratio.item() == pytest.approx(5 / 3, rel=0.02)
-    assert tanh_records[0].params["gain"] == pytest.approx(5 / 3)
+    assert tanh_records[0].params == {"gain": pytest.approx(5 / 3), "gain_rule": "auto"}
     # the output layer gets the linear gain whatever the activation
     assert tanh_records[-1].params["gain"] == 1.0
     assert tanh[2].weight.std().item() == pytest.approx(math.sqrt(2 / 1024), rel=0.02)
@@ -330,9 +356,9 @@ def test_kaiming_nonlinearity_follows_activation() -> None:
     model = mlp(1024, 512, 512, act=nn.Tanh)
     records = init(model, "kaiming_normal", activation="tanh")
     assert first_weight(model).std().item() == pytest.approx(5 / 3 / math.sqrt(1024), rel=0.02)
-    assert records[0].params["nonlinearity"] == "tanh"
-    assert records[-1].params["nonlinearity"] == "linear"
-    assert model[2].weight.std().item() == pytest.approx(1 / math.sqrt(512), rel=0.02)
+    # as torch.nn.init: the same nonlinearity on every layer, the output layer included
+    assert [r.params["nonlinearity"] for r in records] == ["tanh", "tanh"]
+    assert model[2].weight.std().item() == pytest.approx(5 / 3 / math.sqrt(512), rel=0.02)
     leaky = init(big(), "kaiming_uniform", activation="leaky_relu")[0]
     assert (leaky.params["nonlinearity"], leaky.params["a"]) == ("leaky_relu", 0.01)
     gelu = init(big(), "kaiming_uniform", activation="gelu")[0]
@@ -365,7 +391,11 @@ def assert_orthogonal(block: torch.Tensor, gain: float) -> None:
 
 def test_orthogonal_wide_and_tall() -> None:
     model = mlp(1024, 256, 512, 10, act=nn.Tanh)  # wide (256, 1024), tall (512, 256)
-    records = init(model, "orthogonal", activation="tanh")
+    plain = init(model, "orthogonal", activation="tanh")
+    for index in (0, 2, 4):
+        assert_orthogonal(model[index].weight.detach(), 1.0)  # torch's default gain 1
+    assert [r.params["gain"] for r in plain] == [1.0, 1.0, 1.0]
+    records = init(model, "orthogonal", activation="tanh", gain="auto")
     assert_orthogonal(model[0].weight.detach(), 5 / 3)
     assert_orthogonal(model[2].weight.detach(), 5 / 3)
     assert_orthogonal(model[4].weight.detach(), 1.0)
@@ -415,14 +445,27 @@ def test_dirac_is_identity_convolution() -> None:
     torch.testing.assert_close(model[2](x3), x3[:, :, 1:-1, 1:-1, 1:-1])
 
 
-@pytest.mark.parametrize("name", ["eye", "identity", "dirac"])
-def test_identity_family_falls_back_per_layer(name: str) -> None:
+@pytest.mark.parametrize(
+    ("name", "two_d"), [("eye", "eye"), ("identity", "identity"), ("dirac", "eye")]
+)
+def test_identity_family_falls_back_per_layer(name: str, two_d: str) -> None:
     model = cnn()
     records = init(model, name)
-    assert [(r.layer, r.initializer) for r in records] == [("0", "dirac"), ("3", "eye")]
+    assert [(r.layer, r.initializer) for r in records] == [("0", "dirac"), ("3", two_d)]
     x = torch.randn(2, 3, 4, 4)
     torch.testing.assert_close(model[0](x)[:, :3], x)
     assert torch.equal(model[3].weight, torch.eye(10, 128))
+
+
+def test_keras_identity_takes_a_gain() -> None:
+    model = nn.Sequential(nn.Linear(8, 8), nn.Tanh(), nn.Linear(8, 8))
+    records = init(model, "identity", activation="tanh", gain=0.5)
+    assert torch.equal(model[0].weight, 0.5 * torch.eye(8))
+    auto = init(model, "identity", activation="tanh", gain="auto")
+    assert torch.allclose(model[0].weight, 5 / 3 * torch.eye(8))
+    assert torch.equal(model[2].weight, torch.eye(8))  # the output layer: linear gain
+    assert [r.params["gain"] for r in records] == [0.5, 0.5]
+    assert auto[0].params["gain_rule"] == "auto"
 
 
 # --- applicability -------------------------------------------------------------------------
@@ -532,7 +575,7 @@ def test_records_are_json_able() -> None:
     payload = json.loads(json.dumps([dataclasses.asdict(r) for r in records]))
     assert payload[0]["layer"] == "0" and payload[0]["kind"] == "Conv2d"
     assert payload[0]["param"] == "weight" and payload[0]["fan_in"] == 27
-    assert payload[1]["params"]["nonlinearity"] == "linear"
+    assert payload[1]["params"]["nonlinearity"] == "relu"  # the output layer too, as torch
 
 
 # --- LSUV ----------------------------------------------------------------------------------

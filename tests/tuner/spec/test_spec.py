@@ -137,9 +137,22 @@ def test_defaults_infer_direction_from_metric() -> None:
     )
 
 
-def test_keras_aliases_become_torch_names() -> None:
-    spec = parse_spec(_spec(search={"initializer": ["glorot_uniform", "he_normal", "identity"]}))
-    assert [e.name for e in spec.search.initializer] == ["xavier_uniform", "kaiming_normal", "eye"]
+def test_keras_names_keep_their_own_semantics() -> None:
+    names = ["Glorot_Uniform", "he_normal", "identity", "xavier_uniform"]
+    spec = parse_spec(_spec(search={"initializer": names}))
+    assert [e.name for e in spec.search.initializer] == [n.lower() for n in names]
+
+
+def test_gain_auto_is_an_explicit_choice() -> None:
+    entry = {"name": "xavier_normal", "gain": [1.0, "auto"]}
+    spec = parse_spec(_spec(search={"initializer": [entry]}))
+    assert spec.search.initializer[0].params == {"gain": [1.0, "auto"]}
+    with pytest.raises(
+        SpecError, match=r"search\.initializer\[0\]\.gain: must be a number or 'auto'"
+    ):
+        parse_spec(_spec(search={"initializer": [{"name": "xavier_normal", "gain": "big"}]}))
+    with pytest.raises(SpecError, match=r"normal has no parameter 'gain'"):
+        parse_spec(_spec(search={"initializer": [{"name": "normal", "gain": "auto"}]}))
 
 
 def test_dirac_is_fine_on_a_cnn() -> None:

@@ -89,11 +89,18 @@ def test_measuring_changes_nothing() -> None:
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
 
 
-def test_gain_from_the_activation_keeps_xavier_alive_under_relu() -> None:
-    layers = diagnose(_deep("relu", "xavier_normal"), *_batch(), activation="relu")
+def test_xavier_loses_signal_under_relu_unless_its_gain_is_derived() -> None:
+    layers = diagnose(
+        _deep("relu", "xavier_normal", {"gain": "auto"}), *_batch(), activation="relu"
+    )
     last_hidden = layers[-2]
     assert 0.5 < last_hidden.act_std / layers[0].act_std < 2
     assert signal_problems(layers) == []
+    # torch's xavier_normal_ (gain 1) halves the variance at every ReLU: Glorot's scaling
+    # loses the signal with depth where He's keeps it
+    plain = diagnose(_deep("relu", "xavier_normal"), *_batch(), activation="relu")
+    assert plain[-2].act_std / plain[0].act_std < 0.5 ** ((DEPTH - 1) / 2) * 2
+    assert any(p.startswith("vanishing signal") for p in signal_problems(plain))
 
 
 def test_problems_are_named() -> None:
