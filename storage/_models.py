@@ -153,7 +153,7 @@ class TrialResult(Base):
     trial_number: Mapped[int]
     state: Mapped[str] = mapped_column(sa.String(16))
     stop_reason: Mapped[str] = mapped_column(sa.String(16))
-    initializer: Mapped[str] = mapped_column(sa.String(64))
+    initializer: Mapped[str] = mapped_column(sa.String(255))  # the label, groups included
     lr: Mapped[float]
     weight_decay: Mapped[float]
     batch_size: Mapped[int]

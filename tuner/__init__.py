@@ -21,7 +21,7 @@ from tuner.errors import (
     TunerError,
 )
 
-__version__ = "0.2.0"  # the package's version (pyproject reads it from here)
+__version__ = "0.3.0"  # the package's version (pyproject reads it from here)
 
 __all__ = [
     "InitializerError",

@@ -43,7 +43,7 @@ def test_lstm_study_runs_end_to_end_and_initializes_only_the_lstm(tmp_path: Path
             assert record["initializer"] == row.initializer
             assert record["fan_out"] == 32  # per gate block: 4 blocks of 32 rows
             if row.initializer != "default":
-                assert record["params"]["gain"] == 1.0  # the only covered layer: linear gain
+                assert record["params"]["gain"] == 1.0  # torch's default
         (probe,) = diagnostics(url, "lstm-tiny", row.trial_number)
         assert probe.kind == "LSTM" and probe.grad_std > 0 and math.isfinite(probe.act_std)
 
@@ -75,3 +75,48 @@ def test_the_lstm_blocks_are_orthogonal_per_gate() -> None:
         assert torch.allclose(gate @ gate.T, torch.eye(16), atol=1e-5)
     assert not model.lstm.bias_ih_l0.any() and not model.lstm.bias_hh_l0.any()
     assert torch.equal(model.readout.weight, readout)
+
+
+def test_recurrent_and_input_weights_get_their_own_searched_initializers(tmp_path: Path) -> None:
+    """The classic LSTM recipe as a search: orthogonal or eye recurrent weights, each with
+    xavier_uniform or he_normal input weights; every trial's manifest shows each on its own
+    weights, and its row a readable label of both."""
+    url = f"sqlite:///{tmp_path / 'groups.db'}"
+    spec = study(
+        "lstm_seq_mnist",
+        name="lstm-groups",
+        task={"train_rows": 300, "val_rows": 200},
+        search={
+            "initializer": "default",
+            "initializer_groups": {
+                "recurrent": ["orthogonal", "eye"],
+                "input": ["xavier_uniform", "he_normal"],
+            },
+            "lr": 0.01,
+            "hidden_size": [32],
+        },
+        budget={"n_trials": 4, "max_epochs": 1},
+        sampler="grid",  # each pair exactly once
+    )
+    summary = run_study(spec, database_url=url, device="cpu")
+    assert summary.finished == 4 and summary.complete
+    found = rows(url, "lstm-groups")
+    pairs = set()
+    for row in found:
+        assert row.state == "complete", row.error
+        groups = row.params_json["groups"]
+        recurrent, input_ = groups["recurrent"]["name"], groups["input"]["name"]
+        pairs.add((recurrent, input_))
+        assert row.initializer == f"default; recurrent={recurrent}; input={input_}"
+        assert row.manifest_json is not None
+        layers = {r["param"]: r for r in row.manifest_json["layers"]}
+        assert (layers["weight_hh_l0"]["initializer"], layers["weight_hh_l0"]["group"]) == (
+            recurrent,
+            "recurrent",
+        )
+        assert (layers["weight_ih_l0"]["initializer"], layers["weight_ih_l0"]["group"]) == (
+            input_,
+            "input",
+        )
+        assert row.manifest_json["init_groups"] == groups
+    assert pairs == {(r, i) for r in ("orthogonal", "eye") for i in ("xavier_uniform", "he_normal")}

@@ -9,6 +9,7 @@ import torch
 
 import storage
 from tests.examples import diagnostics, require, rows, study
+from tuner.inits import apply_initializer, layer_groups
 from tuner.studies import replay_trial, run_study
 
 require("tuner_example_residual", "residual_cnn")
@@ -84,3 +85,26 @@ def test_identity_options_make_each_block_start_as_the_identity() -> None:
     before = [p.clone() for p in model.parameters()]
     assert module.identity_init(model, "none") == []
     assert all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
+
+
+def test_each_branch_last_conv_is_in_the_residual_last_group() -> None:
+    module = require("tuner_example_residual", "residual_cnn")
+    model = module.ResidualNet((1, 8, 8), 8, 2, 10)
+    groups = layer_groups(model)
+    assert [k for k, g in groups.items() if g == "residual_last"] == [
+        ("blocks.0.conv2", "weight"),
+        ("blocks.1.conv2", "weight"),
+    ]
+    records = apply_initializer(
+        model,
+        "kaiming_normal",
+        {},
+        activation="relu",
+        generator=torch.Generator().manual_seed(0),
+        groups={"residual_last": ("zeros", {})},
+    )
+    assert not model.blocks[0].conv2.weight.any() and model.blocks[0].conv1.weight.any()
+    assert {r.layer for r in records if r.initializer == "zeros"} == {
+        "blocks.0.conv2",
+        "blocks.1.conv2",
+    }

@@ -132,6 +132,14 @@ def _params(spec: StudySpec, label: str, entry: InitializerEntry) -> TrialParams
         batch_size=int(middle(search.batch_size)),
         patience=int(middle(search.patience)),
         extra={name: middle(dim) for name, dim in search.extras.items()},
+        groups={  # each layer group at its first choice
+            group: {
+                "label": label_entries(entries)[0][0],
+                "name": entries[0].name,
+                "params": {k: middle(v) for k, v in entries[0].params.items()},
+            }
+            for group, entries in search.initializer_groups.items()
+        },
     )
 
 

@@ -22,6 +22,17 @@ class TrialParams:
     patience: int
     init_params: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)  # the task's own hyperparameters
+    #: Per layer group given its own choice: {"label", "name", "params"}.
+    groups: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def summary(self) -> str:
+        """The initializer as one readable label: ``xavier_uniform; recurrent=orthogonal``."""
+        return "; ".join([self.initializer, *(f"{g}={c['label']}" for g, c in self.groups.items())])
+
+    def group_choices(self) -> dict[str, tuple[str, dict[str, Any]]]:
+        """Per group: (initializer name, its parameters), as ``apply_initializer`` takes them."""
+        return {g: (c["name"], dict(c["params"])) for g, c in self.groups.items()}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> TrialParams:
@@ -33,6 +44,7 @@ class TrialParams:
         """The five dimensions and the extra hyperparameters, by name, as a task sees them."""
         return {
             "initializer": self.initializer,
+            **{f"initializer.{g}": c["label"] for g, c in self.groups.items()},
             "lr": self.lr,
             "weight_decay": self.weight_decay,
             "batch_size": self.batch_size,
@@ -42,6 +54,8 @@ class TrialParams:
 
     def to_json(self) -> dict[str, Any]:
         extra = {"extra": dict(self.extra)} if self.extra else {}
+        if self.groups:
+            extra["groups"] = {g: dict(c) for g, c in self.groups.items()}
         return {
             "initializer": self.initializer,
             "initializer_name": self.initializer_name,
@@ -65,12 +79,25 @@ def _suggest(trial: optuna.trial.BaseTrial, name: str, dim: Any) -> Any:
 
 
 def suggest(trial: optuna.trial.BaseTrial, search: SearchSpec) -> TrialParams:
-    """Ask Optuna for one configuration (define-by-run, so init params stay conditional)."""
+    """Ask Optuna for one configuration (define-by-run, so init params stay conditional).
+
+    A layer group's choice is ``initializer.<group>``, its parameters ``<group>.<label>.<k>``.
+    """
     labelled = dict(label_entries(search.initializer))
     label = _suggest(trial, "initializer", list(labelled))
     entry = labelled[label]
     init_params = {k: _suggest(trial, f"{label}.{k}", v) for k, v in entry.params.items()}
+    groups: dict[str, dict[str, Any]] = {}
+    for group, entries in search.initializer_groups.items():
+        by_label = dict(label_entries(entries))
+        chosen = _suggest(trial, f"initializer.{group}", list(by_label))
+        params = {
+            k: _suggest(trial, f"{group}.{chosen}.{k}", v)
+            for k, v in by_label[chosen].params.items()
+        }
+        groups[group] = {"label": chosen, "name": by_label[chosen].name, "params": params}
     return TrialParams(
+        groups=groups,
         initializer=label,
         initializer_name=entry.name,
         init_params=init_params,

@@ -29,6 +29,17 @@ from tuner.errors import InitializerError
 ACTIVATIONS: tuple[str, ...] = ("relu", "leaky_relu", "tanh", "sigmoid", "gelu", "selu")
 #: A gain parameter's value for "derived from the task's activation".
 AUTO = "auto"
+#: The layer groups a study may give their own initializer (see ``tuner.inits``).
+LAYER_GROUPS: tuple[str, ...] = (
+    "input",  # the first layer the input reaches (an RNN's input-to-hidden weights of layer 0)
+    "hidden",  # every other layer
+    "output",  # the last layer
+    "recurrent",  # hidden-to-hidden (and projection) weights of RNN/LSTM/GRU
+    "embedding",  # nn.Embedding tables
+    "residual_last",  # the last layer of each residual branch, as the model marks it
+)
+#: Initializers that act on the whole model, never on one layer group.
+WHOLE_MODEL = frozenset({"default", "lsuv", "pretrained"})
 # ---------------------------------------------------------------------------------------------
 # Registry
 

@@ -7,6 +7,7 @@ are conditional on it and named ``<label>.<param>``. Sampling lives in :mod:`tun
 
 from __future__ import annotations
 
+import itertools
 import re
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,7 @@ from tuner.spec._dims import (
     is_searched,
     resolve_file,
 )
-from tuner.spec._initializers import INITIALIZERS, canonical_name
+from tuner.spec._initializers import INITIALIZERS, LAYER_GROUPS, WHOLE_MODEL, canonical_name
 from tuner.spec._knobs import knob_problem
 
 _PARAM_DIM: TypeAdapter[Any] = TypeAdapter(ParamDim)
@@ -135,7 +136,7 @@ def check_grid_compatible(search: SearchSpec) -> None:
     for dim_name in ("lr", "weight_decay", "batch_size", "patience"):
         if isinstance(getattr(search, dim_name), FloatRange | IntRange):
             raise fail((), f"sampler grid needs search.{dim_name} to be a list, not a range")
-    for entry in search.initializer:
+    for entry in [*search.initializer, *itertools.chain(*search.initializer_groups.values())]:
         for key, dim in entry.params.items():
             if is_searched(dim):
                 raise fail((), f"sampler grid needs initializer {entry.name}'s {key} to be fixed")
@@ -151,6 +152,9 @@ def grid_space(search: SearchSpec) -> dict[str, list[Any]]:
     space: dict[str, list[Any]] = {}
     if len(search.initializer) > 1:
         space["initializer"] = [label for label, _ in label_entries(search.initializer)]
+    for group, entries in search.initializer_groups.items():
+        if len(entries) > 1:
+            space[f"initializer.{group}"] = [label for label, _ in label_entries(entries)]
     for dim_name in ("lr", "weight_decay", "batch_size", "patience"):
         dim = getattr(search, dim_name)
         if isinstance(dim, list) and len(dim) > 1:
@@ -199,6 +203,9 @@ class SearchSpec(BaseModel):
     initializer: list[InitializerEntry] = Field(
         default_factory=lambda: [InitializerEntry(name="kaiming_normal")], max_length=100
     )
+    #: Per layer group, its own initializer choices, searched on their own (``initializer``
+    #: covers every layer no group here claims).
+    initializer_groups: dict[str, list[InitializerEntry]] = Field(default_factory=dict)
     lr: FloatDim = Field(0.01, description="learning rate")
     weight_decay: FloatDim = Field(0.0, description="L2 lambda")
     batch_size: IntDim = 128
@@ -214,6 +221,34 @@ class SearchSpec(BaseModel):
     def _not_empty(cls, v: list[InitializerEntry]) -> list[InitializerEntry]:
         if not v:
             raise ValueError("list at least one initializer")
+        return v
+
+    @field_validator("initializer_groups", mode="before")
+    @classmethod
+    def _groups_as_lists(cls, v: Any) -> Any:
+        if not isinstance(v, dict):
+            return v
+        for group in v:
+            if group not in LAYER_GROUPS:
+                known = ", ".join(LAYER_GROUPS)
+                raise fail((group,), f"unknown layer group {group!r}; the groups: {known}", group)
+        return {g: entries if isinstance(entries, list) else [entries] for g, entries in v.items()}
+
+    @field_validator("initializer_groups")
+    @classmethod
+    def _groups_fill_weights(
+        cls, v: dict[str, list[InitializerEntry]]
+    ) -> dict[str, list[InitializerEntry]]:
+        for group, entries in v.items():
+            if not entries:
+                raise fail((group,), "list at least one initializer for the group")
+            for index, entry in enumerate(entries):
+                if entry.name in WHOLE_MODEL:
+                    message = (
+                        f"{entry.name} applies to the whole model, not to a layer group; "
+                        "give it in search.initializer"
+                    )
+                    raise fail((group, index, "name"), message, entry.name)
         return v
 
     @field_validator("lr")

@@ -174,6 +174,10 @@ class Budget(_Model):
     min_delta: float = Field(0.0, ge=0.0, description="smallest change that counts as better")
 
 
+#: The layer groups of the built-in models (Linear and Conv layers only).
+BUILTIN_GROUPS = ("input", "hidden", "output")
+
+
 class StudySpec(_Model):
     """A whole study definition, as the README's "What a study looks like" shows it."""
 
@@ -235,6 +239,17 @@ class StudySpec(_Model):
                 reason = builtin_applicability(entry.name, task.model)
                 if reason:
                     raise fail(("initializer", index), reason, entry.name)
+            for group, entries in search.initializer_groups.items():
+                if group not in BUILTIN_GROUPS:
+                    message = (
+                        f"model {task.model!r} has no {group} layers; its groups: "
+                        + ", ".join(BUILTIN_GROUPS)
+                    )
+                    raise fail(("initializer_groups", group), message, group)
+                for index, entry in enumerate(entries):
+                    reason = builtin_applicability(entry.name, task.model)
+                    if reason:
+                        raise fail(("initializer_groups", group, index), reason, entry.name)
             for name in search.extras:
                 if name not in KNOBS:
                     known = ", ".join(KNOBS)

@@ -36,6 +36,8 @@ from tuner.training import (
     resolve_device,
 )
 
+#: The version from which initializer names follow their library exactly (gain: auto explicit).
+NAMES_CHANGED_IN = (0, 3)
 #: Stop reasons decided outside the trial; a replay stops where the original was stopped.
 EXTERNAL_STOPS = frozenset({"pruned", "timeout", "cancelled"})
 
@@ -54,12 +56,27 @@ class Replay:
 
     @property
     def exact(self) -> bool:
-        """Replayed on the device it was recorded on: only then can it match bit for bit."""
-        return self.recorded_device == self.replayed_device
+        """Replayed on the device it was recorded on, by a version whose initializer names mean
+        what they meant then: only then can it match bit for bit."""
+        return self.recorded_device == self.replayed_device and not self.names_changed
+
+    @property
+    def names_changed(self) -> bool:
+        """Recorded before 0.3.0, when initializer names took their gain from the activation
+        (the manifest's ``layers`` hold the gain each layer really got)."""
+        recorded = self.version_drift.get("init-tuner", ("",))[0]
+        major_minor = tuple(int(p) for p in recorded.split(".")[:2] if p.isdigit())
+        return len(major_minor) == 2 and major_minor < NAMES_CHANGED_IN
 
     @property
     def note(self) -> str | None:
         """One line when the replay cannot be exact, else None."""
+        if self.names_changed:
+            return (
+                "not exact: recorded by init-tuner "
+                f"{self.version_drift['init-tuner'][0]}; since 0.3.0 initializer names mean what "
+                "torch.nn.init and Keras mean (the manifest's layers show what was applied then)"
+            )
         if self.exact:
             return None
         return f"not exact: recorded on {self.recorded_device}, replayed on {self.replayed_device}"

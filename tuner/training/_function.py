@@ -101,6 +101,7 @@ class FunctionTrial:
                 activation=activation_of(self._task, self._trial),
                 generator=torch.Generator(device="cpu").manual_seed(self.init_seed),
                 calibration=x,
+                groups=self._trial.group_choices(),
             )
         self.initialized = True
         if x is not None and y is not None:

@@ -91,6 +91,9 @@ def manifest(
         "train": asdict(config),
         "initializer": {"label": params.initializer, "name": params.initializer_name},
         "init_params": dict(params.init_params),
+        **(
+            {"init_groups": {g: dict(c) for g, c in params.groups.items()}} if params.groups else {}
+        ),
         "layers": [asdict(layer) for layer in layers],
     }
 
@@ -174,6 +177,7 @@ def initialize(
         activation=activation_of(task, params),
         generator=torch.Generator(device="cpu").manual_seed(init_seed),
         calibration=calibration,
+        groups=params.group_choices(),
     )
 
 

@@ -17,6 +17,7 @@ import optuna
 from optuna.distributions import distribution_to_json
 
 import storage
+from tuner.search import TrialParams
 from tuner.training import TrialOutcome, trial_seeds
 
 RESULT_ATTR = "tuner_result"  # the results row, so a row lost in a crash can be rebuilt
@@ -35,7 +36,7 @@ def result_row(study_name: str, outcome: TrialOutcome, worker: str) -> storage.T
         trial_number=outcome.number,
         state=outcome.state,
         stop_reason=outcome.stop_reason,
-        initializer=p.initializer,
+        initializer=p.summary,
         lr=p.lr,
         weight_decay=p.weight_decay,
         batch_size=p.batch_size,
@@ -71,7 +72,7 @@ def failure_row(
         trial_number=trial.number,
         state="fail",
         stop_reason="error",
-        initializer=params["initializer"],
+        initializer=TrialParams.from_json(params).summary,
         lr=params["lr"],
         weight_decay=params["weight_decay"],
         batch_size=params["batch_size"],

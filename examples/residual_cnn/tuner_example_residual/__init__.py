@@ -18,6 +18,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from tuner.inits import mark_group
 from tuner.tasks import TrialContext, load_dataset
 
 RESIDUAL_INITS = ("none", "dirac", "zero_last")
@@ -31,7 +32,11 @@ class BasicBlock(nn.Module):
         super().__init__()
         self.conv1 = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(channels)
-        self.conv2 = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
+        # the branch's last layer: a study may search its own initializer for it
+        # (search.initializer_groups.residual_last, e.g. zeros, as Fixup does)
+        self.conv2 = mark_group(
+            nn.Conv2d(channels, channels, 3, padding=1, bias=False), "residual_last"
+        )
         self.bn2 = nn.BatchNorm2d(channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

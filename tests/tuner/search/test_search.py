@@ -104,3 +104,30 @@ def test_every_sampler_runs_the_space(sampler: str) -> None:
         params = suggest(trial, spec.search)
         study.tell(trial, params.lr + i)
     assert len(study.trials) == 4
+
+
+def test_each_layer_group_is_searched_on_its_own() -> None:
+    search = _search(
+        initializer="zeros",
+        initializer_groups={
+            "output": ["xavier_normal", {"name": "orthogonal", "gain": [1.0, "auto"]}],
+            "input": "he_normal",
+        },
+    )
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1))
+    seen = set()
+    for _ in range(60):
+        trial = study.ask()
+        params = suggest(trial, search)  # type: ignore[arg-type]
+        output = params.groups["output"]
+        assert trial.params["initializer.output"] == output["label"]
+        assert ("output.orthogonal.gain" in trial.params) == (output["name"] == "orthogonal")
+        assert "initializer.input" not in trial.params  # one choice: fixed, not searched
+        assert params.groups["input"] == {"label": "he_normal", "name": "he_normal", "params": {}}
+        assert params.summary == f"zeros; output={output['label']}; input=he_normal"
+        assert params.group_choices()["output"] == (output["name"], output["params"])
+        again = type(params).from_json(params.to_json())
+        assert again == params
+        seen.add((output["name"], output["params"].get("gain")))
+        study.tell(trial, 0.0)
+    assert seen == {("xavier_normal", None), ("orthogonal", 1.0), ("orthogonal", "auto")}

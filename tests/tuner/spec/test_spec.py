@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from tuner.errors import SpecError
-from tuner.spec import FloatRange, IntRange, StudySpec, load_spec, parse_spec
+from tuner.spec import FloatRange, IntRange, StudySpec, grid_space, load_spec, parse_spec
 
 EXAMPLES = Path(__file__).parents[3] / "examples"
 
@@ -227,3 +227,42 @@ def test_confined_specs_keep_file_paths_inside_the_data_folder(tmp_path: Path) -
     }
     with pytest.raises(SpecError, match="inside the server's data folder"):
         parse_spec(pretrained, base_dir=data, confine=True)
+
+
+def test_layer_groups_are_checked_and_named_in_errors() -> None:
+    groups = {"output": "xavier_normal", "input": ["he_normal", {"name": "orthogonal"}]}
+    spec = parse_spec(_spec(search={"initializer_groups": groups}))
+    assert {g: [e.name for e in es] for g, es in spec.search.initializer_groups.items()} == {
+        "output": ["xavier_normal"],
+        "input": ["he_normal", "orthogonal"],
+    }
+    assert parse_spec(spec.to_json()) == spec  # round-trips
+    cases = [
+        (
+            {"recurrent": ["orthogonal"]},
+            "initializer_groups.recurrent: model 'mlp' has no recurrent",
+        ),
+        ({"tail": ["zeros"]}, "initializer_groups.tail: unknown layer group 'tail'"),
+        ({"output": ["lsuv"]}, r"initializer_groups.output\[0\].name: lsuv applies to the whole"),
+        ({"output": []}, "initializer_groups.output: list at least one initializer"),
+        ({"output": ["dirac"]}, r"initializer_groups.output\[0\]: dirac needs a convolutional"),
+        ({"output": [{"name": "normal", "std": 0}]}, r"output\[0\].std: must be > 0"),
+    ]
+    for bad, match in cases:
+        with pytest.raises(SpecError, match=match):
+            parse_spec(_spec(search={"initializer_groups": bad}))
+
+
+def test_grid_enumerates_layer_groups() -> None:
+    search = {
+        "initializer": ["zeros", "eye"],
+        "initializer_groups": {"output": ["he_normal", "orthogonal"]},
+    }
+    spec = parse_spec(_spec(search=search, sampler="grid"))
+    assert grid_space(spec.search) == {
+        "initializer": ["zeros", "eye"],
+        "initializer.output": ["he_normal", "orthogonal"],
+    }
+    searched = {"output": [{"name": "normal", "std": {"low": 0.1, "high": 1.0}}]}
+    with pytest.raises(SpecError, match="sampler grid needs initializer normal's std to be fixed"):
+        parse_spec(_spec(search={"initializer_groups": searched, "lr": [0.1]}, sampler="grid"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -51,6 +52,13 @@ def test_every_trial_reproduces_exactly(recorded: str) -> None:
             assert result.outcome.value == result.stored_value  # exact, not approximate
             assert result.matches, (number, result.outcome.value, result.stored_value)
             assert result.version_drift == {}
+            assert result.exact and result.note is None
+        # a trial recorded before 0.3.0, when names took their gain from the activation
+        old = dataclasses.replace(result, version_drift={"init-tuner": ("0.2.0", "0.3.0")})
+        assert old.names_changed and not old.exact
+        assert old.note is not None and "init-tuner 0.2.0" in old.note
+        newer = dataclasses.replace(result, version_drift={"init-tuner": ("0.3.0", "0.3.1")})
+        assert not newer.names_changed and newer.exact
     finally:
         db.dispose()
 

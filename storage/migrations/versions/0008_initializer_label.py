@@ -1,0 +1,42 @@
+"""Room for a per-group initializer label: ``tuner_trial_results.initializer`` 64 -> 255.
+
+Revision ID: 0008
+Revises: 0005
+Create Date: 2026-12-05 00:00:00+00:00
+
+A study that gives layer groups their own initializer stores the trial's choices as one
+readable label (``xavier_uniform; recurrent=orthogonal; output=zeros``), which can be longer
+than a single name. The column keeps its name and meaning.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0008"
+down_revision: str | Sequence[str] | None = "0005"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("tuner_trial_results") as batch:
+        batch.alter_column(
+            "initializer",
+            existing_type=sa.String(64),
+            type_=sa.String(255),
+            existing_nullable=False,
+        )
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("tuner_trial_results") as batch:
+        batch.alter_column(
+            "initializer",
+            existing_type=sa.String(255),
+            type_=sa.String(64),
+            existing_nullable=False,
+        )
