@@ -126,7 +126,7 @@ def test_console_script_end_to_end(spec_file: Path, tmp_path: Path) -> None:
         rows = con.execute(
             "select initializer, max(value) from tuner_trial_results group by initializer"
         ).fetchall()
-    assert {name for name, _ in rows} <= {"xavier_uniform", "kaiming_normal"}
+    assert {name for name, _ in rows} <= {"xavier_uniform", "he_normal"}  # Keras names stay
     assert all(0.0 < best <= 1.0 for _, best in rows)
 
 

@@ -55,7 +55,7 @@ MODELS: dict[str, tuple[Callable[[], nn.Module], Callable[[], torch.Tensor]]] = 
         lambda: torch.randint(0, 12, (16, 7), generator=torch.Generator().manual_seed(1)),
     ),
 }
-DETERMINISTIC = {"zeros", "constant", "eye", "dirac"}  # no draws: no seed to tell apart
+DETERMINISTIC = {"zeros", "constant", "eye", "identity", "dirac"}  # no draws: no seed to tell apart
 TASK = Task("t", "relu", None, None, "sgd", 0.9)
 
 
