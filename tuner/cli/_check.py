@@ -83,7 +83,8 @@ def _lr_table(report: PreflightReport) -> Table:
 
 def _init_row(c: InitializerCheck) -> list[str]:
     params = ", ".join(
-        f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in c.params.items()
+        [f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in c.params.items()]
+        + [f"{group}: {label}" for group, label in c.groups.items()]  # each group's first choice
     )
     if not c.layers:
         return [c.label, params, "—", "—", "—", f"[yellow]{c.error or 'no layers measured'}[/]"]

@@ -72,6 +72,7 @@ class InitializerCheck:
     layers: list[LayerDiagnostics]
     problems: list[str]
     error: str | None = None  # the measurement itself failed
+    groups: dict[str, str] = field(default_factory=dict)  # layer group: label measured with it
 
     @property
     def flagged(self) -> bool:
@@ -161,7 +162,15 @@ def _initializer_checks(
         except Exception as exc:  # e.g. a frozen model has no gradient to measure
             error = describe_error(exc)
         checks.append(
-            InitializerCheck(label, entry.name, params.init_params, layers, problems, error)
+            InitializerCheck(
+                label,
+                entry.name,
+                params.init_params,
+                layers,
+                problems,
+                error,
+                {group: choice["label"] for group, choice in params.groups.items()},
+            )
         )
     return checks
 

@@ -132,3 +132,16 @@ def test_searched_values_are_measured_at_the_middle_of_their_range() -> None:
     assert middle([256, 32, 64]) == 64
     assert middle(["fan_out", "fan_in"]) == "fan_out"
     assert middle(0.5) == 0.5
+
+
+def test_layer_groups_are_measured_with_their_first_choice() -> None:
+    """A group's own initializer changes what the check measures: an output layer of zeros
+    under a healthy hidden stack shows as a dead last layer, with the group named."""
+    grouped = spec(
+        {"model": "mlp", "hidden": [32, 32], "dataset": "digits"},
+        initializer=["kaiming_normal"],
+        initializer_groups={"output": ["zeros", "xavier_normal"]},
+    )
+    (check,) = run_preflight(grouped).initializers
+    assert check.groups == {"output": "zeros"}
+    assert check.layers[-1].weight_std == 0.0 and check.layers[0].weight_std > 0
