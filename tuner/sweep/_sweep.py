@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -147,8 +148,8 @@ def make_gates(
     expect_initializers: Sequence[str] = (),
     min_trials: int | None = None,
 ) -> Gates:
-    """The gates from the command line's values: initializer names checked (aliases
-    accepted), the baseline read. Bad values raise before anything runs."""
+    """The gates from the command line's values: initializer names checked (in any case),
+    the baseline read. Bad values raise before anything runs."""
     if max_regression < 0:
         raise SweepError(f"--max-regression must be >= 0, got {max_regression:g}")
     try:
@@ -164,6 +165,12 @@ def make_gates(
 
 
 # -- judging -------------------------------------------------------------------------------------
+
+
+def initializer_name(label: str) -> str:
+    """The model-wide initializer's name in a row's label: ``xavier_normal(gain=auto);
+    output=zeros`` -> ``xavier_normal``."""
+    return re.split(r"[(#;]", label, maxsplit=1)[0].strip()
 
 
 def _reaches(value: float, target: float, maximize: bool) -> bool:
@@ -223,7 +230,7 @@ def judge(outcome: SweepOutcome, gates: Gates) -> tuple[GateResult, ...]:
     if gates.expect_initializers:
         assert study.best is not None
         got, expected = study.best.initializer, gates.expect_initializers
-        ok = got in expected
+        ok = initializer_name(got) in expected
         reason = (
             f"best trial {study.best.trial_number} uses {got}; expected {' or '.join(expected)}"
         )

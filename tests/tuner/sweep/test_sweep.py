@@ -309,3 +309,12 @@ def test_bad_options_exit_2(tmp_path: Path, args: list[str]) -> None:
     result = CliRunner().invoke(app, command, env=CLEAN_ENV)
     assert result.exit_code == 2, result.output
     assert not (tmp_path / "x.db").exists()  # nothing ran
+
+
+def test_expect_initializer_reads_the_model_wide_name_of_a_label() -> None:
+    from tuner.sweep._sweep import initializer_name
+
+    assert initializer_name("kaiming_normal") == "kaiming_normal"
+    assert initializer_name("xavier_normal(gain=auto)") == "xavier_normal"
+    assert initializer_name("normal#2") == "normal"
+    assert initializer_name("he_normal; recurrent=orthogonal; input=eye") == "he_normal"
