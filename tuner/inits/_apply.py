@@ -107,10 +107,12 @@ def _fill_all(
         for pname, gates in layer_weights(module):
             weight: torch.Tensor = getattr(module, pname)
             choice = choose(name, pname)
-            if choice is None or id(weight) in done:  # tied weights: once only
+            if choice is None:
+                continue
+            filled = True  # its biases too, even when its weight is tied to one filled before
+            if id(weight) in done:  # tied weights (e.g. embedding = output layer): once only
                 continue
             done.add(id(weight))
-            filled = True
             filler, params = choice
             groups = int(getattr(module, "groups", 1))
             ctx = Ctx(params, activation, index == len(layers) - 1, generator, groups)
