@@ -228,8 +228,10 @@ def apply_initializer(
 
     ``params`` are concrete values; missing ones take their defaults (kaiming's nonlinearity
     and ``gain: auto``: derived from ``activation``). ``calibration`` is an input batch,
-    needed by ``lsuv`` only. Invalid names, parameters or models raise
-    :class:`InitializerError` before any weight changes.
+    needed by ``lsuv`` only. ``groups`` maps a layer group (``tuner.spec.LAYER_GROUPS``) to
+    its own (name, params), drawn after the model-wide initializer on that group's weights.
+    Invalid names, parameters, groups or models raise :class:`InitializerError` before any
+    weight changes.
     """
     canonical = canonical_name(name)
     resolved = resolve_params(INITIALIZERS[canonical], params)
@@ -239,12 +241,8 @@ def apply_initializer(
         raise InitializerError(problem)
     _check_materialized(model)
     chosen = _resolved_groups(model, groups or {})
-    gains = [resolved, *(p for _, p in chosen.values())]
-    if (
-        canonical in _USES_ACTIVATION
-        or any(n in _USES_ACTIVATION for n, _ in chosen.values())
-        or any(p.get("gain") == AUTO for p in gains)
-    ):
+    every = [(canonical, resolved), *chosen.values()]
+    if any(n in _USES_ACTIVATION or p.get("gain") == AUTO for n, p in every):
         activation_gain(activation)  # validate it; other initializers accept any activation
     if canonical == "default":
         records = apply_default(model, generator)
