@@ -9,12 +9,13 @@ so the caller always has a state to record. A lost device is no trial's failure:
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 import platform
 import statistics
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
@@ -26,6 +27,7 @@ from torch import nn
 
 from storage import ReplicateData
 from tuner.inits import LayerRecord, apply_initializer
+from tuner.mup import describe, has_base_shapes, rescale_parameters
 from tuner.search import TrialParams
 from tuner.tasks import DataSplit, Task
 from tuner.training._diagnostics import LayerDiagnostics, diagnose
@@ -72,8 +74,10 @@ def manifest(
     device: torch.device,
     layers: list[LayerRecord],
     seed_number: int | None = None,
+    records: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Everything needed to re-run a trial and to know what ran: seeds, versions, flags, init."""
+    """Everything needed to re-run a trial and to know what ran: seeds, versions, flags, init;
+    ``records``: the task's own entries (:attr:`Task.records`: muP, a transfer's source)."""
     return {
         "seeds": seeds,
         "seed_number": seed_number,  # the trial number the seeds derive from (a retry's first)
@@ -92,6 +96,7 @@ def manifest(
         "initializer": {"label": params.initializer, "name": params.initializer_name},
         "init_params": dict(params.init_params),
         "layers": [asdict(layer) for layer in layers],
+        **copy.deepcopy(dict(records or {})),
     }
 
 
@@ -167,7 +172,7 @@ def initialize(
     from a generator seeded with ``init_seed`` and copied to the model's device, so one seed
     gives the same weights on the CPU and on a GPU (LSUV's rescaling then measures on the
     model's device)."""
-    return apply_initializer(
+    layers = apply_initializer(
         model,
         params.initializer_name,
         params.init_params,
@@ -175,6 +180,42 @@ def initialize(
         generator=torch.Generator(device="cpu").manual_seed(init_seed),
         calibration=calibration,
     )
+    mup_rescale(model, layers)
+    return layers
+
+
+def loaded_layers(layers: list[LayerRecord]) -> set[str]:
+    """The layers whose weights ``pretrained`` loaded from a file."""
+    return {layer.layer for layer in layers if layer.initializer == "pretrained"}
+
+
+def mup_rescale(model: nn.Module, layers: list[LayerRecord]) -> None:
+    """After an initializer, muP's rescaling of what it drew (a model without base shapes:
+    nothing). The initializer draws at the model's real shapes by its own rule; then, as
+    ``mup.set_base_shapes`` does, the readout's weight and bias are multiplied by sqrt(m)
+    and the biases of layers whose fan_in is a width by sqrt(fan_in multiplier) (zero biases
+    stay zero). Weights ``pretrained`` loaded stay as loaded. The layer records' std is the
+    rescaled one."""
+    if not has_base_shapes(model):
+        return
+    scaled = rescale_parameters(model, skip=loaded_layers(layers))
+    for layer in layers:
+        key = f"{layer.layer}.{layer.param}" if layer.layer else layer.param
+        if key in scaled:
+            weight = model.get_parameter(key).detach()
+            layer.std = float(weight.double().std(correction=0)) if weight.numel() else 0.0
+
+
+def task_records(
+    task: Task, model: nn.Module, config: TrainConfig, layers: list[LayerRecord]
+) -> dict[str, Any]:
+    """The task's manifest entries; under muP, ``parametrization.params`` says per parameter
+    its role, base shape and the factors on its lr, L2 lambda and initial values."""
+    records = copy.deepcopy(dict(task.records))
+    if has_base_shapes(model):
+        entry = records.setdefault("parametrization", {"name": "mup"})
+        entry["params"] = describe(model, config.optimizer, skip=loaded_layers(layers))
+    return records
 
 
 def build_initialized(
@@ -237,9 +278,15 @@ def _train_into(
     """Move the data, build, initialize and train; the outcome's fields into ``outcome``."""
     data = data.to(device)  # a no-op when it is there already (a worker moves it once)
     built = [build_initialized(task, params, data, device, s["init"]) for s in seeds]
-    layers = built[0][1]
+    model, layers = built[0]
     outcome["manifest"] = manifest(
-        seeds=seeds, params=params, config=config, device=device, layers=layers, seed_number=root
+        seeds=seeds,
+        params=params,
+        config=config,
+        device=device,
+        layers=layers,
+        seed_number=root,
+        records=task_records(task, model, config, layers),
     )
     activation = activation_of(task, params)
     outcome["diagnostics"] = calibration_diagnostics(built[0][0], data, task, activation)
