@@ -127,7 +127,7 @@ def test_a_model_partly_in_mup_is_refused() -> None:
 
 def test_base_shapes_that_do_not_fit_name_the_parameter() -> None:
     other = nn.Sequential(nn.Linear(IN, 32), nn.ReLU(), MuReadout(32, 3))
-    with pytest.raises(TaskError, match="the base model lacks parameter '4.bias'"):
+    with pytest.raises(TaskError, match=r"the base model lacks parameter '4\.bias'"):
         set_base_shapes(_mlp(128), other)
 
 
