@@ -1,15 +1,16 @@
 """muP (Tensor Programs V): base shapes, the readout layer, rescaling, per-group lrs.
 
 What the ``mup`` package does, for the built-in models and for a task's own training code:
-:func:`set_base_shapes` (or :func:`set_width_multiplier`) marks each parameter's width
-dimensions against a base model, :class:`MuReadout` is the output layer, and
-:func:`param_groups` gives an optimizer muP's per-group learning rates (``MuAdam``,
-``MuSGD``).
+:func:`set_base_shapes` (or :func:`parametrize`, :func:`set_width_multiplier`) marks each
+parameter's width dimensions against a base model, :class:`MuReadout` is the output layer,
+:func:`rescale_parameters` corrects a fresh initialization, and :func:`param_groups` gives
+an optimizer muP's per-group learning rates (``MuAdam``, ``MuSGD``).
 """
 
 from tuner.mup._layers import (
     MuReadout,
     check_readouts,
+    parametrize,
     rescale_factors,
     rescale_parameters,
     set_base_shapes,
@@ -36,6 +37,7 @@ __all__ = [
     "describe",
     "has_base_shapes",
     "param_groups",
+    "parametrize",
     "rescale_factors",
     "rescale_parameters",
     "scaled_hyperparameters",

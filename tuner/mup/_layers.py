@@ -12,7 +12,7 @@ fan_in-scaled draw already has muP's variance there.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 
 import torch
 from torch import nn
@@ -139,6 +139,21 @@ def set_width_multiplier(
     if rescale:
         rescale_parameters(model)
     return model
+
+
+def parametrize(
+    make: Callable[[int], nn.Module], width: int, base_width: int, *, rescale: bool = True
+) -> nn.Module:
+    """``make(width)`` in muP with base width ``base_width``: the base (``make(base_width)``)
+    and a delta (``make(2 * base_width)``) are built on the meta device for their shapes
+    only. ``make`` builds the same architecture at any width, its output layer a
+    :class:`MuReadout`. The one call a task's own training code needs before ``ctx.init``."""
+    if width < 1 or base_width < 1:
+        raise ValueError(f"widths must be >= 1, got width={width}, base_width={base_width}")
+    model = make(width)
+    with torch.device("meta"):
+        base, delta = make(base_width), make(2 * base_width)
+    return set_base_shapes(model, base, delta=delta, rescale=rescale)
 
 
 def width_multiplier(model: nn.Module) -> float:

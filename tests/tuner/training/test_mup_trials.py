@@ -5,11 +5,12 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import pytest
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from tuner.mup import MuReadout, set_base_shapes
+from tuner.mup import MuReadout, parametrize, set_base_shapes
 from tuner.search import TrialParams
 from tuner.spec import BuiltinTask
 from tuner.tasks import Task, TrialContext, build_task
@@ -77,8 +78,11 @@ def _own_training(ctx: TrialContext) -> None:
     """A task's own loop in muP: base shapes from a meta base model, then the context."""
     generator = torch.Generator().manual_seed(ctx.data_seed)
     x, y = torch.randn(128, 64, generator=generator), torch.randint(0, 10, (128,))
-    model = _net(ctx.params["width"])
-    set_base_shapes(model, _net(16, "meta"), delta=_net(32, "meta"))
+    if ctx.params["how"] == "parametrize":
+        model = parametrize(_net, ctx.params["width"], base_width=16)
+    else:
+        model = _net(ctx.params["width"])
+        set_base_shapes(model, _net(16, "meta"), delta=_net(32, "meta"))
     ctx.init(model, calibration=(x[:64], y[:64]))
     optimizer = ctx.optimizer(model.parameters())
     lrs = sorted({group["lr"] for group in optimizer.param_groups})
@@ -91,8 +95,10 @@ def _own_training(ctx: TrialContext) -> None:
             return
 
 
-def test_a_training_function_gets_mup_through_the_context() -> None:
-    params = TrialParams("kaiming_normal", "kaiming_normal", 0.1, 0.0, 32, 2, extra={"width": 64})
+@pytest.mark.parametrize("how", ["parametrize", "set_base_shapes"])
+def test_a_training_function_gets_mup_through_the_context(how: str) -> None:
+    extra = {"width": 64, "how": how}
+    params = TrialParams("kaiming_normal", "kaiming_normal", 0.1, 0.0, 32, 2, extra=extra)
     task = Task("own", "relu", None, None, "sgd", 0.9, train=_own_training)
     config = TrainConfig(lr=0.1, weight_decay=0.0, batch_size=32, patience=5, max_epochs=2)
     config = TrainConfig(**{**config.__dict__, "metric": "val_loss", "direction": "minimize"})
