@@ -96,6 +96,8 @@ def test_transfer_under_mup_runs_the_best_trial_at_the_new_width(tuned: tuple[Pa
     assert manifest["parametrization"]["multiplier"] == 4.0
     roles = {row["param"]: row["role"] for row in manifest["parametrization"]["params"]}
     assert roles["5.weight"] == "readout" and roles["3.weight"] == "matrix"
+    replay = CliRunner().invoke(app, ["replay", "small-w64-mup", "0", "--database-url", url])
+    assert replay.exit_code == 0 and "reproduced exactly" in replay.output, replay.output
 
 
 def test_transfer_under_standard_copies_the_hyperparameters(tuned: tuple[Path, str]) -> None:
