@@ -41,13 +41,12 @@ from tuner.training._loop import (
     make_optimizer,
     make_scheduler,
 )
+from tuner.training._mup import mup_rescale, task_records
 from tuner.training._trial import (
     GLOBAL_RNG,
     TrialOutcome,
     manifest,
-    mup_rescale,
     result_fields,
-    task_records,
 )
 
 log = logging.getLogger("tuner.trial")
