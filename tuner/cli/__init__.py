@@ -16,12 +16,21 @@ from typing import Annotated
 import typer
 
 import tuner
-from tuner.cli import _check, _local, _remote, _replay, _report, _service, _sweep
+from tuner.cli import (
+    _check,
+    _local,
+    _remote,
+    _replay,
+    _report,
+    _service,
+    _sweep,
+    _transfer,
+)
 from tuner.cli._common import app, err, is_storage_error
 from tuner.errors import SpecError, TunerError
 
 __all__ = ["app", "main"]
-_COMMAND_MODULES = (_local, _service, _remote, _sweep, _report, _check, _replay)
+_COMMAND_MODULES = (_local, _service, _remote, _sweep, _report, _check, _replay, _transfer)
 
 
 def _version(value: bool) -> None:

@@ -90,6 +90,7 @@ def _epochs(
                 device=device,
                 layers=layers,
                 seed_number=member.number if member.seed_number is None else member.seed_number,
+                records=task.records,
             ) | {"population": facts}
             run.outcome["diagnostics"] = calibration_diagnostics(model, data, task)
         except Exception as exc:

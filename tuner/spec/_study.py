@@ -90,6 +90,17 @@ class _TaskCommon(_Model):
         return value
 
 
+class TransferSource(_Model):
+    """Where a transferred study's hyperparameters come from (``tuner transfer`` writes it):
+    the best trial of another study, tuned at another width."""
+
+    study: str = Field(
+        min_length=1, max_length=128, description="the study the hyperparameters were tuned in"
+    )
+    trial: int = Field(ge=0, description="its trial whose hyperparameters these are")
+    width: int = Field(ge=1, le=MAX_WIDTH, description="the width that study tuned at")
+
+
 class BuiltinTask(_TaskCommon):
     """One of the built-in models on a built-in or file dataset."""
 
@@ -105,6 +116,42 @@ class BuiltinTask(_TaskCommon):
     objective: Literal["classification", "regression"] = Field(
         "classification", description="regression: a data file's continuous target, MSE loss"
     )
+    parametrization: Literal["standard", "mup"] = Field(
+        "standard",
+        description="mup: muP (Tensor Programs V), hyperparameters that transfer across widths",
+    )
+    base_width: int | None = Field(
+        None,
+        ge=1,
+        le=MAX_WIDTH,
+        description="mup: the width the hyperparameters are tuned for; default: the model's",
+    )
+    transferred_from: TransferSource | None = Field(
+        None, description="the tuned study and trial these hyperparameters come from"
+    )
+
+    @property
+    def width(self) -> int:
+        """The model's width: its widest hidden layer (mlp) or convolution (cnn); 0: none."""
+        return max(self.hidden if self.model == "mlp" else self.channels, default=0)
+
+    @property
+    def width_multiplier(self) -> float:
+        """m = width / base_width (1 under the standard parametrization)."""
+        if self.parametrization != "mup" or self.base_width is None:
+            return 1.0
+        return self.width / self.base_width
+
+    @model_validator(mode="after")
+    def _mup_needs_widths(self) -> BuiltinTask:
+        if self.parametrization == "standard" and self.base_width is not None:
+            raise fail(("base_width",), "base_width applies only with parametrization: mup")
+        if self.parametrization == "mup" and self.width == 0:
+            field, layer = (
+                ("hidden", "hidden layer") if self.model == "mlp" else ("channels", "convolution")
+            )
+            raise fail((field,), f"parametrization mup needs a width: at least one {layer}")
+        return self
 
     @model_validator(mode="after")
     def _cnn_needs_images(self) -> BuiltinTask:
@@ -331,6 +378,7 @@ __all__ = [
     "PluginTask",
     "SearchSpec",
     "StudySpec",
+    "TransferSource",
     "dim_values",
     "load_spec",
     "parse_spec",

@@ -49,12 +49,15 @@ class TrialContext(Protocol):
     ) -> nn.Module:
         """Apply the trial's initializer to ``model`` (every layer it covers), record the
         per-layer manifest, and measure the signal at t=0 on ``calibration`` (inputs, or
-        inputs and targets; ``loss`` defaults to cross-entropy). Returns the model."""
+        inputs and targets; ``loss`` defaults to cross-entropy). A model in muP (base
+        shapes set: :func:`tuner.mup.parametrize`) then gets muP's rescaling, recorded in
+        the manifest's ``parametrization``. Returns the model."""
         ...
 
     def optimizer(self, parameters: Iterable[nn.Parameter]) -> torch.optim.Optimizer:
         """The optimizer the study searches: its lr and L2 lambda (weight decay), and the
-        optimizer and momentum (searched, else the task's)."""
+        optimizer and momentum (searched, else the task's). Parameters in muP get muP's
+        per-group lrs and lambdas (``mup.MuAdam``, ``mup.MuSGD``)."""
         ...
 
     def scheduler(self, optimizer: torch.optim.Optimizer) -> lr_scheduler.LRScheduler:

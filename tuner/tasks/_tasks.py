@@ -12,8 +12,9 @@ Only installed entry points are ever loaded: never a module path from a client.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -25,6 +26,7 @@ from tuner.inits import LEAKY_RELU_SLOPE
 from tuner.spec import BuiltinTask, PluginTask, installed_plugins
 from tuner.tasks._context import TrainFunction, TrialContext
 from tuner.tasks._data import DataSplit, load_dataset, split_and_normalize
+from tuner.tasks._mup import mup_builder, width_records
 from tuner.tasks._width import check_output_width
 
 
@@ -55,6 +57,9 @@ class Task:
     optimizer: str
     momentum: float
     train: TrainFunction | None = None
+    #: What the task adds to each trial's manifest (a built-in model's muP parametrization,
+    #: a transferred study's source): entries by name.
+    records: Mapping[str, Any] = field(default_factory=dict)
 
     def model_and_data(self) -> tuple[Callable[..., nn.Module], DataSplit]:
         """The model builder and data the built-in loop, populations and the preflight need."""
@@ -81,15 +86,17 @@ def mlp(
     hidden: list[int],
     activation: str,
     dropout: float = 0.0,
+    readout: type[nn.Linear] = nn.Linear,
 ) -> nn.Sequential:
-    """Flatten, then Linear + activation (+ dropout) per hidden width, then a Linear head."""
+    """Flatten, then Linear + activation (+ dropout) per hidden width, then a Linear head
+    (``readout``: its class, muP's :class:`~tuner.mup.MuReadout` under ``mup``)."""
     layers: list[nn.Module] = [nn.Flatten()]
     width = int(np.prod(input_shape))
     for size in hidden:
         layers += [nn.Linear(width, size), activation_module(activation)]
         layers += [nn.Dropout(dropout)] if dropout > 0 else []
         width = size
-    layers.append(nn.Linear(width, n_classes))
+    layers.append(readout(width, n_classes))
     return nn.Sequential(*layers)
 
 
@@ -100,9 +107,10 @@ def cnn(
     kernel_size: int,
     activation: str,
     dropout: float = 0.0,
+    readout: type[nn.Linear] = nn.Linear,
 ) -> nn.Sequential:
     """Conv + activation (+ 2x2 max-pool while the image is large enough) per stage, then
-    (dropout and) a Linear head."""
+    (dropout and) a Linear head (``readout``: its class)."""
     if len(input_shape) != 3:
         raise TaskError(
             f"model 'cnn' needs image data (C, H, W); got samples of shape {input_shape}"
@@ -119,7 +127,7 @@ def cnn(
             height, width = height // 2, width // 2
         in_ch = out_ch
     layers += [nn.Flatten(), *([nn.Dropout(dropout)] if dropout > 0 else [])]
-    layers.append(nn.Linear(in_ch * height * width, n_classes))
+    layers.append(readout(in_ch * height * width, n_classes))
     return nn.Sequential(*layers)
 
 
@@ -171,6 +179,26 @@ def _check_size(build: Callable[..., nn.Module], spec: BuiltinTask) -> None:
         raise SpecError([SpecIssue(("task", field), message)])
 
 
+def _builder(
+    spec: BuiltinTask, data: DataSplit, widths: list[int], readout: type[nn.Linear]
+) -> Callable[..., nn.Module]:
+    """Fresh built-in models at ``widths``; they take the model knobs (dropout, activation)."""
+    if spec.model == "mlp":
+
+        def build(dropout: float = 0.0, activation: str | None = None) -> nn.Module:
+            act = activation or spec.activation
+            return mlp(data.input_shape, data.n_classes, widths, act, dropout, readout)
+
+        return build
+
+    def build_cnn(dropout: float = 0.0, activation: str | None = None) -> nn.Module:
+        act = activation or spec.activation
+        shape, classes = data.input_shape, data.n_classes
+        return cnn(shape, classes, widths, spec.kernel_size, act, dropout, readout)
+
+    return build_cnn
+
+
 def build_task(spec: BuiltinTask | PluginTask) -> Task:
     """Load the task's data and return a model builder; raises TaskError on any failure."""
     if isinstance(spec, BuiltinTask):
@@ -180,27 +208,22 @@ def build_task(spec: BuiltinTask | PluginTask) -> Task:
             seed=spec.split_seed,
             regression=spec.objective == "regression",
         )
-        if spec.model == "mlp":
-
-            def build(dropout: float = 0.0, activation: str | None = None) -> nn.Module:
-                act = activation or spec.activation
-                return mlp(data.input_shape, data.n_classes, spec.hidden, act, dropout)
-
+        widths = spec.hidden if spec.model == "mlp" else spec.channels
+        if spec.parametrization == "mup":
+            build = mup_builder(partial(_builder, spec, data), widths, spec.width_multiplier)
         else:
-
-            def build(dropout: float = 0.0, activation: str | None = None) -> nn.Module:
-                return cnn(
-                    data.input_shape,
-                    data.n_classes,
-                    spec.channels,
-                    spec.kernel_size,
-                    activation or spec.activation,
-                    dropout,
-                )
-
+            build = _builder(spec, data, widths, nn.Linear)
         _check_size(build, spec)  # fail now, not in the first trial, if the shapes do not fit
         check_output_width(spec.model, build, data)
-        return Task(spec.model, spec.activation, data, build, spec.optimizer, spec.momentum)
+        return Task(
+            spec.model,
+            spec.activation,
+            data,
+            build,
+            spec.optimizer,
+            spec.momentum,
+            records=width_records(spec),
+        )
 
     entry = installed_plugins().get(spec.plugin)
     if entry is None:

@@ -41,6 +41,7 @@ from tuner.training._loop import (
     make_optimizer,
     make_scheduler,
 )
+from tuner.training._mup import mup_rescale, task_records
 from tuner.training._trial import (
     GLOBAL_RNG,
     TrialOutcome,
@@ -80,6 +81,7 @@ class FunctionTrial:
         self.layers: list[LayerRecord] = []
         self.diagnostics: list[LayerDiagnostics] = []
         self.initialized = False
+        self.records: dict[str, Any] = dict(task.records)  # the manifest's task entries
 
     def generator(self) -> torch.Generator:
         return self._generator
@@ -103,6 +105,8 @@ class FunctionTrial:
                 calibration=x,
                 groups=self._trial.group_choices(),
             )
+            mup_rescale(model, self.layers)  # a model with base shapes: muP's rescaling
+        self.records = task_records(self._task, model, self._config, self.layers)
         self.initialized = True
         if x is not None and y is not None:
             try:
@@ -204,6 +208,7 @@ def train_function_trial(
         device=device,
         layers=ctx.layers,
         seed_number=seed_number if seed_number is not None else number,
+        records=ctx.records,
     )
     recorded["task_function"] = {"initialized": ctx.initialized, "extra": dict(params.extra)}
     return TrialOutcome(

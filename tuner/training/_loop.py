@@ -7,15 +7,16 @@ figures and may end training (pruning, timeout, cancel) by returning a reason.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 from torch.optim import lr_scheduler
 
+from tuner.mup import param_groups
 from tuner.tasks import DataSplit
 
 StopReason = Literal[
@@ -101,17 +102,22 @@ class EarlyStopping:
 
 
 def make_optimizer(
-    name: str, params: Iterator[nn.Parameter], cfg: TrainConfig
+    name: str, params: Iterable[nn.Parameter], cfg: TrainConfig
 ) -> torch.optim.Optimizer:
+    """``name`` at ``cfg``'s lr and L2 lambda; parameters in muP (base shapes set, see
+    :mod:`tuner.mup`) get muP's per-group lrs and lambdas (``MuSGD``, ``MuAdam``)."""
+    if name not in ("sgd", "adam", "adamw"):
+        raise ValueError(f"unknown optimizer {name!r}")
+    listed = list(params)
+    groups = param_groups(listed, name, cfg.lr, cfg.weight_decay)
+    chosen: list[nn.Parameter] | list[dict[str, Any]] = listed if groups is None else groups
     if name == "sgd":
         return torch.optim.SGD(
-            params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
+            chosen, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
         )
     if name == "adam":
-        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    if name == "adamw":
-        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    raise ValueError(f"unknown optimizer {name!r}")
+        return torch.optim.Adam(chosen, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return torch.optim.AdamW(chosen, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 
 def make_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig) -> lr_scheduler.LRScheduler:

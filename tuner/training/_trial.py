@@ -9,12 +9,13 @@ so the caller always has a state to record. A lost device is no trial's failure:
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 import platform
 import statistics
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
@@ -40,6 +41,7 @@ from tuner.training._loop import (
     loss_of,
     train_replicates,
 )
+from tuner.training._mup import mup_rescale, task_records
 from tuner.training._numerics import precision_in_effect
 
 TrialState = Literal["complete", "pruned", "fail"]
@@ -72,8 +74,10 @@ def manifest(
     device: torch.device,
     layers: list[LayerRecord],
     seed_number: int | None = None,
+    records: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Everything needed to re-run a trial and to know what ran: seeds, versions, flags, init."""
+    """Everything needed to re-run a trial and to know what ran: seeds, versions, flags, init;
+    ``records``: the task's own entries (:attr:`Task.records`: muP, a transfer's source)."""
     return {
         "seeds": seeds,
         "seed_number": seed_number,  # the trial number the seeds derive from (a retry's first)
@@ -95,6 +99,7 @@ def manifest(
             {"init_groups": {g: dict(c) for g, c in params.groups.items()}} if params.groups else {}
         ),
         "layers": [asdict(layer) for layer in layers],
+        **copy.deepcopy(dict(records or {})),
     }
 
 
@@ -170,7 +175,7 @@ def initialize(
     from a generator seeded with ``init_seed`` and copied to the model's device, so one seed
     gives the same weights on the CPU and on a GPU (LSUV's rescaling then measures on the
     model's device)."""
-    return apply_initializer(
+    layers = apply_initializer(
         model,
         params.initializer_name,
         params.init_params,
@@ -179,6 +184,8 @@ def initialize(
         calibration=calibration,
         groups=params.group_choices(),
     )
+    mup_rescale(model, layers)
+    return layers
 
 
 def build_initialized(
@@ -241,9 +248,15 @@ def _train_into(
     """Move the data, build, initialize and train; the outcome's fields into ``outcome``."""
     data = data.to(device)  # a no-op when it is there already (a worker moves it once)
     built = [build_initialized(task, params, data, device, s["init"]) for s in seeds]
-    layers = built[0][1]
+    model, layers = built[0]
     outcome["manifest"] = manifest(
-        seeds=seeds, params=params, config=config, device=device, layers=layers, seed_number=root
+        seeds=seeds,
+        params=params,
+        config=config,
+        device=device,
+        layers=layers,
+        seed_number=root,
+        records=task_records(task, model, config, layers),
     )
     activation = activation_of(task, params)
     outcome["diagnostics"] = calibration_diagnostics(built[0][0], data, task, activation)
