@@ -34,6 +34,7 @@ from tuner.spec._options import (
     optuna_class,
 )
 from tuner.spec._plugins import ENTRY_POINT_GROUP, installed_plugins
+from tuner.spec._replicates import MAX_REPLICATES, SeedDesign, replicate_count
 from tuner.spec._search import (
     InitializerEntry,
     SearchSpec,
@@ -62,6 +63,7 @@ __all__ = [
     "ENTRY_POINT_GROUP",
     "INITIALIZERS",
     "KNOBS",
+    "MAX_REPLICATES",
     "METRICS",
     "MODEL_KNOBS",
     "OPTIMIZERS",
@@ -84,6 +86,7 @@ __all__ = [
     "PrunerConfig",
     "SamplerConfig",
     "SearchSpec",
+    "SeedDesign",
     "StudySpec",
     "TaskSpec",
     "builtin_applicability",
@@ -101,6 +104,7 @@ __all__ = [
     "optuna_class",
     "parse_spec",
     "read_definition",
+    "replicate_count",
     "resolve_file",
     "resolve_params",
     "with_overrides",
