@@ -95,16 +95,20 @@ class VarianceSource(BaseModel):
     ss: float = Field(description="sum of squares")
     df: int = Field(description="degrees of freedom")
     ms: float = Field(description="mean square, ss / df")
-    variance: float = Field(description="the variance component (truncated at 0)")
+    variance: float = Field(
+        description="the variance component, truncated at 0 (over trials: each trial's, averaged)"
+    )
     std: float = Field(description="sqrt(variance), in the metric's units")
     share: float | None = Field(
-        description="variance over the three components' sum; null when there is no spread"
+        description="variance over the three components' sum (over trials: each trial's, "
+        "averaged); null when there is no spread"
     )
 
 
 class SeedVariance(BaseModel):
     """A crossed design's replicate values split by two-way ANOVA without replication: init
-    seed (rows), data order (columns), and the residual (their interaction and the rest)."""
+    seed (rows), data order (columns), and the residual (their interaction and the rest).
+    Over several trials sums of squares and df add; components and shares are averaged."""
 
     init: VarianceSource
     data: VarianceSource

@@ -73,7 +73,8 @@ def _share(share: float | None) -> str:
 
 def show_seed_variance(groups: Sequence[SeedVarianceGroup]) -> None:
     """Init seed vs data order vs residual, pooled over every trial and per initializer."""
-    table = Table(title="seed variance (init seed x data order, two-way ANOVA)")
+    title = "seed variance: init seed x data order, two-way ANOVA (each trial's, averaged)"
+    table = Table(title=title)
     head = ("initializer", "trials", "init std", "data std", "resid. std", "init", "data", "resid.")
     for col in head:
         table.add_column(col, justify="left" if col == "initializer" else "right")

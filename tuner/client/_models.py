@@ -82,9 +82,9 @@ class VarianceSource(_Model):
     ss: float
     df: int
     ms: float
-    variance: float  # the variance component (truncated at 0)
+    variance: float  # the variance component, truncated at 0 (over trials: averaged)
     std: float  # sqrt(variance), in the metric's units
-    share: float | None = None  # of the three components' sum; None without any spread
+    share: float | None = None  # of the components' sum (over trials: averaged)
 
 
 class SeedVariance(_Model):

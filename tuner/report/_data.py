@@ -33,6 +33,7 @@ class ReportData:
     generated_at: datetime.datetime
     #: init seed vs data order vs residual: every trial (None), then each initializer
     seed_variance: list[tuple[str | None, SeedVariance]] = field(default_factory=list)
+    trial_seed_variance: dict[int, SeedVariance] = field(default_factory=dict)  # by number
 
     @property
     def maximize(self) -> bool:

@@ -266,7 +266,7 @@ def render(data: ReportData, figures: Mapping[str, go.Figure | str], *, top: int
         "initializers": _initializers(data),
         "depth-profile": _depth_table(data.profiles) if data.profiles else "",
         "seed-variance": "".join(
-            _table(head, rows, left=1) for head, rows in _seeds.seed_tables(data.seed_variance)
+            _table(head, rows, left=left) for head, rows, left in _seeds.seed_tables(data, top)
         ),
     }
     parts = []

@@ -20,7 +20,7 @@ from tuner.report import _figures as figures
 from tuner.report._data import Importances, ReportData
 from tuner.report._html import complete_values, markdown_note, render
 from tuner.report._seeds import MISSING as NO_SEED_DESIGN
-from tuner.variance import by_initializer
+from tuner.variance import by_initializer, seed_variance
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +112,7 @@ def collect_report(db: storage.Database, study_name: str) -> ReportData:
         importances=param_importances(db, study_name),
         generated_at=datetime.datetime.now(datetime.UTC),
         seed_variance=by_initializer((init, reps) for _, init, reps in replicated),
+        trial_seed_variance={n: v for n, _, reps in replicated if (v := seed_variance(reps))},
     )
 
 

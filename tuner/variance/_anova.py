@@ -14,13 +14,15 @@ E[MS_init] = s2_res + b s2_init, E[MS_data] = s2_res + a s2_data and E[MS_res] =
 
     s2_res = MS_res,  s2_init = (MS_init - MS_res) / b,  s2_data = (MS_data - MS_res) / a,
 
-each truncated at 0 (a negative estimate: no more than the residual explains). A share is one
+each truncated at 0 (a negative estimate: no more than the residual explains). A share is a
 component over the three components' sum: the part of one replicate's variance it explains.
 
-Pooled over tables (a study's trials, each with its own mean), sums of squares and degrees of
-freedom add, and the components solve the summed expectations:
-s2_init = (sum SS_init - s2_res * sum df_init) / sum(df_init * b). For tables of one shape that
-is the single-table formula on the pooled mean squares.
+Over several tables (a study's trials, each with its own mean) the sums of squares and
+degrees of freedom add (the pooled ANOVA table), while the components and the shares are the
+mean of each table's own, every table counting once (tables without any spread are left out
+of the shares). Configurations differ in how much their seeds matter: pooling the mean
+squares instead would let one unstable configuration (a seed pair that diverges) set the
+residual for all, and wipe out every other table's init and data components.
 """
 
 from __future__ import annotations
@@ -37,8 +39,8 @@ class Source:
 
     ss: float  # sum of squares
     df: int  # degrees of freedom
-    variance: float  # the variance component (>= 0)
-    share: float | None  # of the three components' sum; None when all three are 0
+    variance: float  # the variance component (>= 0; over tables: the mean of each one's)
+    share: float | None  # of the components' sum (over tables: the mean); None without spread
 
     @property
     def ms(self) -> float:
@@ -112,30 +114,39 @@ def _sums(table: Sequence[Sequence[float]]) -> _Sums:
     )
 
 
+def _components(table: _Sums) -> tuple[float, float, float]:
+    """The (init, data, residual) variance components of one table."""
+    var_res = table.ss_res / ((table.rows - 1) * (table.cols - 1))
+    var_init = (table.ss_init / (table.rows - 1) - var_res) / table.cols
+    var_data = (table.ss_data / (table.cols - 1) - var_res) / table.rows
+    return max(0.0, var_init), max(0.0, var_data), var_res
+
+
+def _mean(rows: Sequence[Sequence[float]]) -> list[float]:
+    return [math.fsum(column) / len(rows) for column in zip(*rows, strict=True)]
+
+
 def pool(tables: Iterable[Sequence[Sequence[float]]]) -> SeedVariance:
-    """The decomposition pooled over tables (each at least 2 x 2, finite values)."""
+    """The decomposition over tables (each at least 2 x 2, finite values): sums of squares
+    and degrees of freedom added, components and shares averaged over the tables."""
     sums = [_sums(table) for table in tables]
     if not sums:
         raise ValueError("pooling needs at least one table")
-    df_init = sum(s.rows - 1 for s in sums)
-    df_data = sum(s.cols - 1 for s in sums)
-    df_res = sum((s.rows - 1) * (s.cols - 1) for s in sums)
-    ss_init = math.fsum(s.ss_init for s in sums)
-    ss_data = math.fsum(s.ss_data for s in sums)
-    ss_res = math.fsum(s.ss_res for s in sums)
-    var_res = ss_res / df_res
-    var_init = (ss_init - var_res * df_init) / sum((s.rows - 1) * s.cols for s in sums)
-    var_data = (ss_data - var_res * df_data) / sum((s.cols - 1) * s.rows for s in sums)
-    var_init, var_data = max(0.0, var_init), max(0.0, var_data)
-    total = var_init + var_data + var_res
-
-    def source(ss: float, df: int, variance: float) -> Source:
-        return Source(ss, df, variance, variance / total if total > 0 else None)
-
+    components = [_components(table) for table in sums]
+    variances = _mean(components)
+    spread = [[c / math.fsum(row) for c in row] for row in components if math.fsum(row) > 0]
+    shares: list[float | None] = list(_mean(spread)) if spread else [None, None, None]
+    ss = [math.fsum(getattr(s, f) for s in sums) for f in ("ss_init", "ss_data", "ss_res")]
+    df = [
+        sum(s.rows - 1 for s in sums),
+        sum(s.cols - 1 for s in sums),
+        sum((s.rows - 1) * (s.cols - 1) for s in sums),
+    ]
+    init, data, residual = (Source(ss[i], df[i], variances[i], shares[i]) for i in range(3))
     return SeedVariance(
-        init=source(ss_init, df_init, var_init),
-        data=source(ss_data, df_data, var_data),
-        residual=source(ss_res, df_res, var_res),
+        init=init,
+        data=data,
+        residual=residual,
         n_tables=len(sums),
         n_values=sum(s.rows * s.cols for s in sums),
     )

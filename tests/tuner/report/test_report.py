@@ -24,7 +24,7 @@ from tuner.errors import TunerError
 from tuner.report import attach_to_dashboard, build_report
 from tuner.spec import parse_spec
 from tuner.studies import run_study
-from tuner.variance import by_initializer
+from tuner.variance import by_initializer, seed_variance
 
 SPEC = """
 name: report-study
@@ -158,7 +158,15 @@ def test_seed_variance_splits_init_data_and_residual(
     every = groups[0][1]
     assert f"<td>{every.init.ss:.4g}</td><td>{len(complete)}</td>" in section  # 2 x 2: df 1
     assert f"<td>{every.residual.variance:.4g}</td>" in section
-    assert section.count("<tr>") == (1 + len(groups)) + (1 + 3)  # two tables with their heads
+    # per initializer (every trial first), per trial, the pooled ANOVA table: each with a head
+    assert section.count("<tr>") == (1 + len(groups)) + (1 + len(complete)) + (1 + 3)
+    best = rows[0]
+    best_split = seed_variance(next(reps for n, _, reps in replicated if n == best.trial_number))
+    assert best_split is not None
+    assert (
+        f"<td class=l>{best.trial_number}</td><td class=l>{best.initializer}</td>"
+        f"<td>{best.value:.4f}</td><td>{best_split.init.std:.3g}</td>"
+    ) in section
     bars = _parse(page).figures["seed-variance"]["data"]
     assert [t["name"] for t in bars] == ["init seed", "data order", "residual (interaction, rest)"]
     labels = [f"{label or 'every trial'} ({v.n_tables})" for label, v in groups]

@@ -64,29 +64,49 @@ def test_no_spread_has_no_shares() -> None:
     assert (found.init.share, found.data.share, found.residual.share) == (None, None, None)
 
 
-def test_pooling_adds_sums_of_squares_across_trials() -> None:
-    # [[0, 2], [2, 4]]: SS_init 4, SS_data 4, SS_res 0. [[10, 10], [10, 12]]: mean 10.5,
-    # rows 10, 11 -> SS_init 1; columns 10, 11 -> SS_data 1; residuals +-0.5 -> SS_res 1.
-    # pooled: SS 5, 5, 1 on df 2, 2, 2: residual 0.5, init (5 - 0.5 * 2) / (2 + 2) = 1, data 1
+def test_pooling_adds_sums_of_squares_and_averages_components_and_shares() -> None:
+    # [[0, 2], [2, 4]]: SS_init 4, SS_data 4, SS_res 0 -> components 2, 2, 0 (shares 1/2,
+    # 1/2, 0). [[10, 10], [10, 12]]: mean 10.5, rows 10, 11 -> SS_init 1; columns 10, 11 ->
+    # SS_data 1; residuals +-0.5 -> SS_res 1 -> components (1 - 1) / 2 = 0, 0, 1 (shares 0,
+    # 0, 1). Pooled: SS 5, 5, 1 on df 2, 2, 2; components 1, 1, 0.5; shares 1/4, 1/4, 1/2
     found = pool([[[0.0, 2.0], [2.0, 4.0]], [[10.0, 10.0], [10.0, 12.0]]])
     assert (found.init.ss, found.data.ss, found.residual.ss) == pytest.approx((5, 5, 1))
     assert (found.init.df, found.data.df, found.residual.df) == (2, 2, 2)
     assert (found.init.variance, found.data.variance, found.residual.variance) == pytest.approx(
         (1, 1, 0.5)
     )
-    assert (found.init.share, found.data.share) == pytest.approx((0.4, 0.4))
+    shares = (found.init.share, found.data.share, found.residual.share)
+    assert shares == pytest.approx((0.25, 0.25, 0.5))
     assert (found.n_tables, found.n_values) == (2, 8)
+
+
+def test_an_unstable_trial_does_not_wipe_out_the_others_components() -> None:
+    steady = [[0.90, 0.92], [0.94, 0.96]]  # additive: init 0.04, data 0.02 apart, no residual
+    # SS_init 2 * 2 * 0.02^2 = 0.0016, SS_data 0.0004: components 0.0008, 0.0002, 0
+    # (shares 0.8, 0.2, 0)
+    unstable = [[0.9, 0.0], [0.0, 0.9]]  # two seed pairs collapse: pure interaction
+    # row and column means all 0.45: SS_init = SS_data = 0; residuals +-0.45: SS_res 0.81;
+    # components 0, 0, 0.81 (shares 0, 0, 1)
+    found = pool([steady, unstable])
+    # averaged: 0.0004, 0.0001, 0.405. (Pooled mean squares would give init
+    # (0.0016 / 2 - 0.81 / 2) / 2 < 0, so 0: the steady trial's init seed would vanish.)
+    variances = (found.init.variance, found.data.variance, found.residual.variance)
+    assert variances == pytest.approx((0.0004, 0.0001, 0.405))
+    shares = (found.init.share, found.data.share, found.residual.share)
+    assert shares == pytest.approx((0.4, 0.1, 0.5))
+    assert (found.init.ss, found.residual.ss) == pytest.approx((0.0016, 0.81))  # SS add up
 
 
 def test_pooling_tables_of_different_shapes() -> None:
     # [[0, 2], [2, 4]] (2 x 2): SS_init 4 (df 1), SS_data 4 (df 1), SS_res 0 (df 1)
     # [[0, 0], [0, 0], [3, 3]] (3 x 2): rows 0, 0, 3, mean 1 -> SS_init 2 * 6 = 12 (df 2);
-    # SS_data 0 (df 1); SS_res 0 (df 2). residual 0; init 16 / (1*2 + 2*2) = 8/3;
-    # data 4 / (1*2 + 1*3) = 4/5; shares 40/52, 12/52, 0
+    # SS_data 0 (df 1); SS_res 0 (df 2). Components: the first 2, 2, 0; the second
+    # (12 / 2) / 2 = 3, 0, 0: mean 2.5, 1, 0. Shares: 1/2, 1/2, 0 and 1, 0, 0: mean 3/4, 1/4, 0
     found = pool([[[0.0, 2.0], [2.0, 4.0]], [[0.0, 0.0], [0.0, 0.0], [3.0, 3.0]]])
-    assert (found.init.variance, found.data.variance) == pytest.approx((8 / 3, 4 / 5))
+    assert (found.init.df, found.data.df, found.residual.df) == (3, 2, 3)
+    assert (found.init.variance, found.data.variance) == pytest.approx((2.5, 1))
     assert (found.init.share, found.data.share, found.residual.share) == pytest.approx(
-        (10 / 13, 3 / 13, 0)
+        (3 / 4, 1 / 4, 0)
     )
 
 
