@@ -89,6 +89,40 @@ class Replicate(BaseModel):
     epochs_run: int
 
 
+class VarianceSource(BaseModel):
+    """One source of variation across replicates: its ANOVA line and variance component."""
+
+    ss: float = Field(description="sum of squares")
+    df: int = Field(description="degrees of freedom")
+    ms: float = Field(description="mean square, ss / df")
+    variance: float = Field(
+        description="the variance component, truncated at 0 (over trials: each trial's, averaged)"
+    )
+    std: float = Field(description="sqrt(variance), in the metric's units")
+    share: float | None = Field(
+        description="variance over the three components' sum (over trials: each trial's, "
+        "averaged); null when there is no spread"
+    )
+
+
+class SeedVariance(BaseModel):
+    """A crossed design's replicate values split by two-way ANOVA without replication: init
+    seed (rows), data order (columns), and the residual (their interaction and the rest).
+    Over several trials sums of squares and df add; components and shares are averaged."""
+
+    init: VarianceSource
+    data: VarianceSource
+    residual: VarianceSource
+    n_tables: int = Field(description="trials pooled")
+    n_values: int = Field(description="replicate values in them")
+
+
+class SeedVarianceGroup(SeedVariance):
+    """The decomposition pooled over one initializer's complete trials, or over all of them."""
+
+    initializer: str | None = Field(description="null: every complete trial")
+
+
 class TrialDetail(Trial):
     """One trial with its details: t=0 diagnostics, replicates and the replay manifest."""
 
@@ -99,6 +133,9 @@ class TrialDetail(Trial):
     )
     diagnostics: list[LayerDiagnostics]
     replicates: list[Replicate] = Field(description="one per seed when replicates > 1")
+    seed_variance: SeedVariance | None = Field(
+        None, description="init vs data order vs residual, when replicates: {init, data}"
+    )
 
 
 class Page(BaseModel):
@@ -193,6 +230,11 @@ class Summary(BaseModel):
     diagnostics: list[DepthProfile] = Field(
         default_factory=list,
         description="mean t=0 figures per initializer and layer depth",
+    )
+    seed_variance: list[SeedVarianceGroup] = Field(
+        default_factory=list,
+        description="init vs data order vs residual over complete trials with a crossed "
+        "design: every trial first, then each initializer",
     )
 
 

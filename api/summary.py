@@ -6,8 +6,9 @@ import time
 from collections import OrderedDict, defaultdict
 
 import storage
-from api.schemas import DepthProfile, InitializerStats, Summary
+from api.schemas import DepthProfile, InitializerStats, SeedVarianceGroup, Summary
 from tuner.report import param_importances
+from tuner.variance import by_initializer
 
 Importances = tuple[dict[str, float] | None, str | None]
 
@@ -55,6 +56,7 @@ def summarize(db: storage.Database, name: str, *, cache: ImportanceCache) -> Sum
         groups = storage.summarize_by_initializer(session, name)
         complete = storage.list_trial_results(session, name, state="complete")
         depth = storage.diagnostics_by_initializer(session, name)
+        replicated = storage.replicates_by_trial(session, name)
     values: dict[str, list[float]] = defaultdict(list)
     for row in complete:
         if row.value is not None:
@@ -83,4 +85,8 @@ def summarize(db: storage.Database, name: str, *, cache: ImportanceCache) -> Sum
         importances=cached[0],
         importances_note=cached[1],
         diagnostics=[DepthProfile.model_validate(d, from_attributes=True) for d in depth],
+        seed_variance=[
+            SeedVarianceGroup.model_validate({"initializer": label, **split.to_json()})
+            for label, split in by_initializer((init, reps) for _, init, reps in replicated)
+        ],
     )

@@ -5,6 +5,7 @@ from sqlalchemy.orm import Session
 
 import storage
 from api.schemas import Study, StudyBrief, StudyLinks, Trial, TrialCounts, TrialDetail
+from tuner.variance import seed_variance
 
 
 def trial(row: storage.TrialResult) -> Trial:
@@ -13,6 +14,8 @@ def trial(row: storage.TrialResult) -> Trial:
 
 def trial_detail(session: Session, row: storage.TrialResult) -> TrialDetail:
     key = (session, row.study_name, row.trial_number)
+    replicates = storage.get_trial_replicates(*key)
+    split = seed_variance(replicates)
     return TrialDetail.model_validate(
         {
             **Trial.model_validate(row).model_dump(),
@@ -20,7 +23,8 @@ def trial_detail(session: Session, row: storage.TrialResult) -> TrialDetail:
             "value_std": row.value_std,
             "manifest": row.manifest_json,
             "diagnostics": [d.to_json() for d in storage.get_layer_diagnostics(*key)],
-            "replicates": [r.to_json() for r in storage.get_trial_replicates(*key)],
+            "replicates": [r.to_json() for r in replicates],
+            "seed_variance": None if split is None else split.to_json(),
         }
     )
 

@@ -23,6 +23,7 @@ from storage._details import (
     diagnostics_by_initializer,
     get_layer_diagnostics,
     get_trial_replicates,
+    replicates_by_trial,
 )
 from storage._errors import (
     ConstraintViolationError,
@@ -154,6 +155,7 @@ __all__ = [
     "reap_lost_runs",
     "register_worker",
     "release_runs",
+    "replicates_by_trial",
     "resolve_database_url",
     "running_workers",
     "set_run_state",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -131,6 +132,33 @@ def get_trial_replicates(
     )
     names = [f.name for f in dataclasses.fields(ReplicateData)]
     return [ReplicateData(**{n: getattr(row, n) for n in names}) for row in rows]
+
+
+@translate_errors
+def replicates_by_trial(
+    session: Session, study_name: str, *, state: str = "complete"
+) -> list[tuple[int, str, list[ReplicateData]]]:
+    """(trial number, initializer, replicates) of each trial in ``state`` that has replicate
+    rows, by trial number (one query)."""
+    r = TrialReplicate
+    stmt = (
+        sa.select(r, TrialResult.initializer)
+        .join(
+            TrialResult,
+            (TrialResult.study_name == r.study_name) & (TrialResult.trial_number == r.trial_number),
+        )
+        .where(r.study_name == study_name, TrialResult.state == state)
+        .order_by(r.trial_number, r.replicate)
+    )
+    names = [f.name for f in dataclasses.fields(ReplicateData)]
+    out: list[tuple[int, str, list[ReplicateData]]] = []
+    for number, group in itertools.groupby(
+        session.execute(stmt), key=lambda row: row[0].trial_number
+    ):
+        rows = list(group)
+        replicates = [ReplicateData(**{n: getattr(row[0], n) for n in names}) for row in rows]
+        out.append((number, rows[0][1], replicates))
+    return out
 
 
 @translate_errors

@@ -23,7 +23,7 @@ def _loaded_after(statement: str) -> list[str]:
     return list(json.loads(out.stdout.splitlines()[-1]))
 
 
-@pytest.mark.parametrize("module", ["tuner.client", "tuner.spec", "tuner"])
+@pytest.mark.parametrize("module", ["tuner.client", "tuner.spec", "tuner.variance", "tuner"])
 def test_the_client_and_the_spec_load_no_engine(module: str) -> None:
     loaded = set(_loaded_after(f"import {module}"))
     assert module in loaded

@@ -92,7 +92,14 @@ def test_trial_and_best(seeded: TestClient) -> None:
     assert seeded.get("/v1/studies/min/best").json()["trial_number"] == 2
     # the list's fast path and the single-row schema agree
     listed = seeded.get("/v1/studies/max/trials", params={"state": "fail"}).json()["items"][0]
-    details = {"n_replicates", "value_std", "manifest", "diagnostics", "replicates"}
+    details = {
+        "n_replicates",
+        "value_std",
+        "manifest",
+        "diagnostics",
+        "replicates",
+        "seed_variance",
+    }
     assert set(trial) - set(listed) == details  # one trial adds its details to the item
     assert listed == {k: v for k, v in trial.items() if k not in details}
 
@@ -253,6 +260,57 @@ def test_one_trial_carries_its_diagnostics_replicates_and_manifest(client: TestC
     assert profile["kaiming_normal", 1]["act_std"] == pytest.approx(0.9)
     assert profile["kaiming_normal", 1]["n_trials"] == 2
     assert profile["xavier_normal", 1]["act_std"] == 0.5
+    assert one["seed_variance"] is None and summary["seed_variance"] == []  # not crossed
+
+
+def _crossed(table: list[list[float]], first_seed: int) -> list[storage.ReplicateData]:
+    """A crossed design's replicate rows: row i has init seed first_seed + i, column j data
+    seed 100 + j."""
+    cols = len(table[0])
+    return [
+        storage.ReplicateData(
+            replicate=i * cols + j,
+            init_seed=first_seed + i,
+            data_seed=100 + j,
+            value=value,
+            best_value=value,
+            best_epoch=2,
+            epochs_run=3,
+        )
+        for i, row in enumerate(table)
+        for j, value in enumerate(row)
+    ]
+
+
+def test_a_crossed_trial_splits_its_spread_into_init_data_and_residual(
+    client: TestClient,
+) -> None:
+    add_study(client, "x")
+    # by hand (tests/tuner/variance): SS 78 / 54 / 10 on df 2 / 2 / 4; components 73/6, 49/6,
+    # 2.5. [[0, 2], [2, 4]]: SS 4 / 4 / 0 on df 1 / 1 / 1.
+    first = _crossed([[1.0, 3.0, 5.0], [2.0, 6.0, 7.0], [6.0, 9.0, 15.0]], 10)
+    second = _crossed([[0.0, 2.0], [2.0, 4.0]], 20)
+    add_results(
+        client,
+        [
+            result("x", 0, initializer="lsuv", replicates=first, n_replicates=9),
+            result("x", 1, initializer="orthogonal", replicates=second, n_replicates=4),
+            result("x", 2, initializer="orthogonal"),  # no replicates: left out
+        ],
+    )
+    one = client.get("/v1/studies/x/trials/0").json()["seed_variance"]
+    assert (one["init"]["ss"], one["data"]["ss"], one["residual"]["ss"]) == pytest.approx(
+        (78, 54, 10)
+    )
+    assert (one["init"]["df"], one["residual"]["ms"]) == (2, pytest.approx(2.5))
+    assert one["init"]["variance"] == pytest.approx(73 / 6)
+    assert one["data"]["share"] == pytest.approx(49 / 137)
+    assert one["residual"]["std"] == pytest.approx(2.5**0.5) and one["n_values"] == 9
+    groups = client.get("/v1/studies/x/summary").json()["seed_variance"]
+    assert [g["initializer"] for g in groups] == [None, "lsuv", "orthogonal"]
+    assert [g["n_tables"] for g in groups] == [2, 1, 1]
+    assert groups[0]["init"]["ss"] == pytest.approx(82) and groups[0]["init"]["df"] == 3
+    assert groups[2]["residual"]["ss"] == pytest.approx(0, abs=1e-12)
 
 
 @pytest.mark.parametrize(

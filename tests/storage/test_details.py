@@ -17,6 +17,7 @@ from storage import (
     get_layer_diagnostics,
     get_trial_replicates,
     get_trial_result,
+    replicates_by_trial,
     upsert_trial_result,
 )
 from storage._models import StudyRecord
@@ -78,6 +79,24 @@ def test_children_and_manifest_round_trip(
         assert get_layer_diagnostics(session, study, 4) == []
     # The user-attribute copy (JSON) carries the children too.
     assert TrialResultData.from_json(data.to_json()) == data
+
+
+def test_a_studys_replicates_by_trial_in_one_read(
+    database: Database, study: str, make_result: MakeResult
+) -> None:
+    first = [_replicate(0, 0.9), _replicate(1, 0.8)]
+    second = [_replicate(0, 0.7), _replicate(1, 0.6), _replicate(2, 0.5)]
+    with database.session() as session:
+        upsert_trial_result(session, make_result(4, replicates=second, initializer="lsuv"))
+        upsert_trial_result(session, make_result(1, replicates=first))
+        upsert_trial_result(session, make_result(2))  # no replicates
+        pruned = make_result(3, replicates=first, state="pruned", stop_reason="pruned")
+        upsert_trial_result(session, pruned)
+    with database.session() as session:
+        found = replicates_by_trial(session, study)
+        assert found == [(1, "xavier_uniform", first), (4, "lsuv", second)]
+        assert replicates_by_trial(session, study, state="pruned") == [(3, "xavier_uniform", first)]
+        assert replicates_by_trial(session, "another") == []
 
 
 def test_rewriting_a_trial_replaces_its_children(

@@ -23,6 +23,7 @@ from tuner.spec import parse_spec, read_definition, with_overrides
 from tuner.sweep import (
     EXIT_NOT_RUN,
     Gates,
+    SweepError,
     SweepOutcome,
     SweepReport,
     judge,
@@ -81,6 +82,11 @@ def _embedded(
 
     quiet_optuna()
     spec = parse_spec(definition, base_dir=base_dir)
+    if options["beyond_seed_noise"] is not None and spec.n_replicates < 2:
+        raise SweepError(
+            "--beyond-seed-noise measures the seed noise from the best trial's replicates; "
+            f"{spec.name!r} trains one per trial (set replicates: k or {{init: a, data: b}})"
+        )
     _sqlite_folder(db_url)
     db = storage.Database(db_url)
     try:
@@ -159,6 +165,15 @@ def sweep(
     allow_missing_baseline: Annotated[
         bool, typer.Option(help="skip the comparison when the baseline does not exist")
     ] = False,
+    beyond_seed_noise: Annotated[
+        float | None,
+        typer.Option(
+            metavar="K",
+            help="fail on a regression only beyond K x the seed std: the sample std of the "
+            "best trial's replicate values (needs replicates in the definition)",
+            show_default=False,
+        ),
+    ] = None,
     expect_initializer: Annotated[
         list[str] | None,
         typer.Option(metavar="NAME", help="the best trial must use it (repeat: any of them)"),
@@ -187,8 +202,12 @@ def sweep(
     one_source(url, database_url)
     if timeout is not None and timeout <= 0:
         raise typer.BadParameter(f"must be > 0, got {timeout:g}", param_hint="--timeout")
-    if max_regression and baseline is None:
-        raise typer.BadParameter("needs --baseline", param_hint="--max-regression")
+    for given, hint in (
+        (max_regression, "--max-regression"),
+        (beyond_seed_noise, "--beyond-seed-noise"),
+    ):
+        if given and baseline is None:
+            raise typer.BadParameter("needs --baseline", param_hint=hint)
     started = time.monotonic()
     deadline = None if timeout is None else started + timeout
     mode: Literal["embedded", "service"] = "service" if url else "embedded"
@@ -201,6 +220,7 @@ def sweep(
         "max_regression": max_regression,
         "expect_initializers": expect_initializer or (),
         "min_trials": min_trials,
+        "beyond_seed_noise": beyond_seed_noise,
     }
     study, outcome, error = name or spec_file.stem, None, None
     try:

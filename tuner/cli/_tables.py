@@ -10,7 +10,7 @@ from rich.table import Table
 
 from tuner.cli._common import console
 from tuner.cli._common import fmt as _fmt
-from tuner.client import Leaderboard, Study
+from tuner.client import Leaderboard, SeedVarianceGroup, Study
 from tuner.sweep import GateResult
 
 
@@ -63,6 +63,30 @@ def show_leaderboard(board: Leaderboard) -> None:
     for s in board.initializers:
         inits.add_row(s.initializer, str(s.count), str(s.complete), _fmt(s.best), _fmt(s.mean))
     console.print(inits)
+    if board.seed_variance:
+        show_seed_variance(board.seed_variance)
+
+
+def _share(share: float | None) -> str:
+    return "—" if share is None else f"{share:.0%}"
+
+
+def show_seed_variance(groups: Sequence[SeedVarianceGroup]) -> None:
+    """Init seed vs data order vs residual, pooled over every trial and per initializer."""
+    title = "seed variance: init seed x data order, two-way ANOVA (each trial's, averaged)"
+    table = Table(title=title)
+    head = ("initializer", "trials", "init std", "data std", "resid. std", "init", "data", "resid.")
+    for col in head:
+        table.add_column(col, justify="left" if col == "initializer" else "right")
+    for g in groups:
+        sources = (g.init, g.data, g.residual)
+        table.add_row(
+            g.initializer or "every trial",
+            str(g.n_tables),
+            *(f"{s.std:.3g}" for s in sources),
+            *(_share(s.share) for s in sources),
+        )
+    console.print(table)
 
 
 def extra_names(params: Iterable[Mapping[str, Any]]) -> list[str]:

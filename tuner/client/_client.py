@@ -217,7 +217,9 @@ class TunerClient:
         study = self.get(name)
         page = self.trials(name, limit=top)
         summary = self.summary(name)
-        return Leaderboard(study, page.items, page.total, summary.initializers)
+        return Leaderboard(
+            study, page.items, page.total, summary.initializers, summary.seed_variance
+        )
 
     def workers(self) -> WorkerList:
         """Live workers, their devices and the trials they run."""

@@ -9,7 +9,7 @@ a leaderboard reads one shape whether the study ran here or on a service.
 from __future__ import annotations
 
 import datetime
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -76,6 +76,33 @@ class Replicate(_Model):
     epochs_run: int
 
 
+class VarianceSource(_Model):
+    """One source of variation across replicates: its ANOVA line and variance component."""
+
+    ss: float
+    df: int
+    ms: float
+    variance: float  # the variance component, truncated at 0 (over trials: averaged)
+    std: float  # sqrt(variance), in the metric's units
+    share: float | None = None  # of the components' sum (over trials: averaged)
+
+
+class SeedVariance(_Model):
+    """A crossed design's replicate values split into init seed, data order and residual."""
+
+    init: VarianceSource
+    data: VarianceSource
+    residual: VarianceSource
+    n_tables: int  # trials pooled
+    n_values: int
+
+
+class SeedVarianceGroup(SeedVariance):
+    """Pooled over one initializer's complete trials, or over all of them (None)."""
+
+    initializer: str | None = None
+
+
 class TrialDetail(Trial):
     """A trial with what it ran under and its signal at t=0 (``GET .../trials/{number}``)."""
 
@@ -84,6 +111,7 @@ class TrialDetail(Trial):
     manifest: dict[str, Any] | None = None
     diagnostics: list[LayerDiagnostics] = Field(default_factory=list)
     replicates: list[Replicate] = Field(default_factory=list)
+    seed_variance: SeedVariance | None = None  # with replicates: {init, data}
 
 
 class DepthProfile(_Model):
@@ -181,6 +209,7 @@ class Summary(_Model):
     importances: dict[str, float] | None = None
     importances_note: str | None = None
     diagnostics: list[DepthProfile] = Field(default_factory=list)
+    seed_variance: list[SeedVarianceGroup] = Field(default_factory=list)  # every trial first
 
 
 class CurrentTrial(_Model):
@@ -212,3 +241,4 @@ class Leaderboard:
     top: list[Trial]  # best first
     total: int  # finished trials, of which ``top`` are the first
     initializers: list[InitializerStats]  # best first
+    seed_variance: list[SeedVarianceGroup] = field(default_factory=list)  # a crossed design

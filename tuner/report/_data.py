@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import datetime
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import storage
 from tuner.report._figures import Curve
+from tuner.variance import SeedVariance
 
 #: Parameter importances by name, or None and a sentence saying why there are none.
 Importances = tuple[dict[str, float] | None, str | None]
@@ -30,6 +31,9 @@ class ReportData:
     curves: list[Curve]
     importances: Importances
     generated_at: datetime.datetime
+    #: init seed vs data order vs residual: every trial (None), then each initializer
+    seed_variance: list[tuple[str | None, SeedVariance]] = field(default_factory=list)
+    trial_seed_variance: dict[int, SeedVariance] = field(default_factory=dict)  # by number
 
     @property
     def maximize(self) -> bool:

@@ -17,6 +17,7 @@ from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
 import storage
+from tuner.variance import SeedVariance
 
 _PALETTE = qualitative.Plotly + qualitative.D3 + qualitative.Dark24
 _SYMBOLS = ("circle", "square", "diamond", "triangle-up", "cross", "x", "star", "hexagon")
@@ -253,5 +254,52 @@ def importances(found: Mapping[str, float] | None, note: str | None) -> go.Figur
         title="parameter importances (Optuna's default evaluator; they sum to 1)",
         xaxis_title="importance",
         **{**_LAYOUT, "height": max(260, 60 + 40 * len(ordered))},
+    )
+    return fig
+
+
+#: The three sources of a seed-variance split: attribute, legend name, colour.
+SEED_SOURCES: tuple[tuple[str, str, str], ...] = (
+    ("init", "init seed", "#636efa"),
+    ("data", "data order", "#ef553b"),
+    ("residual", "residual (interaction, rest)", _GREY),
+)
+
+
+def seed_variance(
+    groups: Sequence[tuple[str | None, SeedVariance]], missing: str
+) -> go.Figure | str:
+    """Each group's replicate spread split into init seed, data order and residual: stacked
+    horizontal bars of the shares, every trial on top; ``missing`` when there is no group."""
+    if not groups:
+        return missing
+    if not (shown := [(label, v) for label, v in groups if v.init.share is not None]):
+        return "Every crossed trial's replicates have one value: no spread to split."
+    labels = [f"{label or 'every trial'} ({found.n_tables})" for label, found in reversed(shown)]
+    fig = go.Figure()
+    for attr, name, color in SEED_SOURCES:
+        sources = [getattr(found, attr) for _, found in reversed(shown)]
+        fig.add_trace(
+            go.Bar(
+                x=[s.share for s in sources],
+                y=labels,
+                orientation="h",
+                name=name,
+                marker_color=color,
+                customdata=[[s.std, s.variance] for s in sources],
+                text=[f"{s.share:.0%}" for s in sources],
+                textposition="inside",
+                hovertemplate=(
+                    f"{name}: %{{x:.1%}} of the variance, std %{{customdata[0]:.3g}} "
+                    "(variance %{customdata[1]:.3g})<extra>%{y}</extra>"
+                ),
+            )
+        )
+    fig.update_layout(
+        barmode="stack",
+        title="where the spread across seeds comes from (trials pooled in brackets)",
+        xaxis={"title": "share of one replicate's variance", "tickformat": ".0%", "range": [0, 1]},
+        legend={"title": "source", "orientation": "h", "y": -0.25},
+        **{**_LAYOUT, "height": max(280, 160 + 45 * len(shown))},
     )
     return fig

@@ -13,6 +13,7 @@ import plotly.graph_objects as go
 import plotly.offline
 
 import storage
+from tuner.report import _seeds
 from tuner.report._data import ReportData
 
 #: Sections of the page: element id, heading, the figure it shows (or None), an explanation.
@@ -25,6 +26,7 @@ SECTIONS: tuple[tuple[str, str, str | None, str], ...] = (
         "values",
         "Complete trials only.",
     ),
+    ("seed-variance", "Seed variance: init seed vs data order", "seed-variance", _seeds.NOTE),
     (
         "learning-curves",
         "Learning curves",
@@ -263,6 +265,9 @@ def render(data: ReportData, figures: Mapping[str, go.Figure | str], *, top: int
         "leaderboard": _leaderboard(data, top),
         "initializers": _initializers(data),
         "depth-profile": _depth_table(data.profiles) if data.profiles else "",
+        "seed-variance": "".join(
+            _table(head, rows, left=left) for head, rows, left in _seeds.seed_tables(data, top)
+        ),
     }
     parts = []
     for section, heading, key, note in SECTIONS:

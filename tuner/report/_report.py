@@ -19,13 +19,22 @@ from tuner.errors import TunerError
 from tuner.report import _figures as figures
 from tuner.report._data import Importances, ReportData
 from tuner.report._html import complete_values, markdown_note, render
+from tuner.report._seeds import MISSING as NO_SEED_DESIGN
+from tuner.variance import by_initializer, seed_variance
 
 log = logging.getLogger(__name__)
 
 #: Rows of the leaderboard table.
 LEADERBOARD_ROWS = 20
 #: Figure keys (also the page's element ids and the dashboard's graph ids), in page order.
-FIGURES = ("values", "learning-curves", "depth-profile", "lr-weight-decay", "importances")
+FIGURES = (
+    "values",
+    "seed-variance",
+    "learning-curves",
+    "depth-profile",
+    "lr-weight-decay",
+    "importances",
+)
 
 
 def param_importances(db: storage.Database, name: str) -> Importances:
@@ -87,6 +96,7 @@ def collect_report(db: storage.Database, study_name: str) -> ReportData:
         ]
         live = storage.count_runs_by_state(session, study_name)
         profiles = storage.diagnostics_by_initializer(session, study_name)
+        replicated = storage.replicates_by_trial(session, study_name)
     return ReportData(
         study=record.name,
         metric=record.metric,
@@ -101,6 +111,8 @@ def collect_report(db: storage.Database, study_name: str) -> ReportData:
         curves=_curves(db, study_name, rows),
         importances=param_importances(db, study_name),
         generated_at=datetime.datetime.now(datetime.UTC),
+        seed_variance=by_initializer((init, reps) for _, init, reps in replicated),
+        trial_seed_variance={n: v for n, _, reps in replicated if (v := seed_variance(reps))},
     )
 
 
@@ -112,6 +124,7 @@ def make_figures(data: ReportData) -> dict[str, go.Figure | str]:
         "values": figures.values_by_initializer(
             complete_values(data), colors, data.metric, data.maximize
         ),
+        "seed-variance": figures.seed_variance(data.seed_variance, NO_SEED_DESIGN),
         "learning-curves": figures.learning_curves(data.curves, colors, data.metric),
         "depth-profile": figures.depth_profile(data.profiles, colors),
         "lr-weight-decay": figures.lr_weight_decay(data.rows, colors, data.metric),

@@ -37,6 +37,7 @@ from tuner.spec._options import (
     optuna_class,
 )
 from tuner.spec._plugins import ENTRY_POINT_GROUP, installed_plugins
+from tuner.spec._replicates import MAX_REPLICATES, SeedDesign, replicate_count
 from tuner.spec._search import (
     InitializerEntry,
     SearchSpec,
@@ -68,6 +69,7 @@ __all__ = [
     "KNOBS",
     "LAYER_GROUPS",
     "LIBRARY",
+    "MAX_REPLICATES",
     "METRICS",
     "MODEL_KNOBS",
     "OPTIMIZERS",
@@ -91,6 +93,7 @@ __all__ = [
     "PrunerConfig",
     "SamplerConfig",
     "SearchSpec",
+    "SeedDesign",
     "StudySpec",
     "TaskSpec",
     "TransferSource",
@@ -109,6 +112,7 @@ __all__ = [
     "optuna_class",
     "parse_spec",
     "read_definition",
+    "replicate_count",
     "resolve_file",
     "resolve_params",
     "with_overrides",

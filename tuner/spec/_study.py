@@ -33,6 +33,7 @@ from tuner.spec._initializers import ACTIVATIONS
 from tuner.spec._knobs import KNOBS
 from tuner.spec._options import PrunerConfig, SamplerConfig
 from tuner.spec._plugins import installed_plugins
+from tuner.spec._replicates import Replicates, SeedDesign, replicate_count
 from tuner.spec._search import SearchSpec, builtin_applicability, check_grid_compatible
 
 METRICS: dict[str, Literal["maximize", "minimize"]] = {
@@ -243,8 +244,9 @@ class StudySpec(_Model):
     pruner: PrunerConfig = Field(default_factory=lambda: PrunerConfig(name="median"))
     seed: int = Field(0, ge=0, le=SEED_MAX)
     #: Seeds per configuration: each trial trains this many replicates (init and data-order
-    #: seeds separate) in lockstep and is judged on their mean.
-    replicates: int = Field(1, ge=1, le=32)
+    #: seeds separate) in lockstep and is judged on their mean; a design {init, data} crosses
+    #: every init seed with every data-order seed.
+    replicates: Replicates = 1
 
     @field_validator("name")
     @classmethod
@@ -316,6 +318,16 @@ class StudySpec(_Model):
         if sampler.name == "grid" and isinstance(search, SearchSpec):
             check_grid_compatible(search)
         return sampler
+
+    @property
+    def n_replicates(self) -> int:
+        """Replicates each trial trains: ``replicates``, or init x data for a design."""
+        return replicate_count(self.replicates)
+
+    @property
+    def seed_design(self) -> SeedDesign | None:
+        """The crossed design, when ``replicates`` is one."""
+        return self.replicates if isinstance(self.replicates, SeedDesign) else None
 
     @property
     def resolved_direction(self) -> Literal["maximize", "minimize"]:

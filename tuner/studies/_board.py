@@ -9,8 +9,16 @@ from __future__ import annotations
 from sqlalchemy.orm import Session
 
 import storage
-from tuner.client._models import InitializerStats, Leaderboard, Study, Trial, TrialCounts
+from tuner.client._models import (
+    InitializerStats,
+    Leaderboard,
+    SeedVarianceGroup,
+    Study,
+    Trial,
+    TrialCounts,
+)
 from tuner.errors import TunerError
+from tuner.variance import by_initializer
 
 
 def _record(db: storage.Database, session: Session, name: str) -> storage.StudyRecord:
@@ -73,6 +81,7 @@ def read_leaderboard(db: storage.Database, name: str, top: int = 10) -> Leaderbo
         rows = storage.list_trial_results(session, name, limit=top)
         total = storage.count_trial_results(session, name)
         groups = storage.summarize_by_initializer(session, name)
+        replicated = storage.replicates_by_trial(session, name)
     return Leaderboard(
         study=study,
         top=[Trial.model_validate(row) for row in rows],
@@ -86,5 +95,9 @@ def read_leaderboard(db: storage.Database, name: str, top: int = 10) -> Leaderbo
                 mean=g.mean_value,
             )
             for g in groups
+        ],
+        seed_variance=[
+            SeedVarianceGroup.model_validate({"initializer": label, **split.to_json()})
+            for label, split in by_initializer((init, reps) for _, init, reps in replicated)
         ],
     )

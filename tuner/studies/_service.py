@@ -31,7 +31,7 @@ def check_task(spec: StudySpec, task: Task) -> None:
     """Checks that need the built task (plugins): every initializer must apply to the model
     (when the task has a model builder), and a task with its own training function trains
     one seed pair per trial."""
-    if task.train is not None and spec.replicates > 1:
+    if task.train is not None and spec.n_replicates > 1:
         message = "a task with its own training function trains one seed pair per trial"
         raise SpecError([SpecIssue(("replicates",), message)])
     if isinstance(spec.task, PluginTask) and task.train is None:

@@ -21,6 +21,7 @@ from tuner.client import Conflict, TunerClient, WaitTimeout
 from tuner.client._models import Leaderboard, Study
 from tuner.errors import InitializerError, TunerError
 from tuner.spec import canonical_name
+from tuner.sweep._noise import SeedNoise, seed_noise
 
 EXIT_PASSED, EXIT_GATE_FAILED, EXIT_NOT_RUN = 0, 1, 2
 GateStatus = Literal["pass", "fail", "skip"]
@@ -50,6 +51,7 @@ class Gates:
     max_regression: float = 0.0
     expect_initializers: tuple[str, ...] = ()  # canonical names
     min_trials: int | None = None  # finished trials needed after a timeout; None: the budget
+    beyond_seed_noise: float | None = None  # K: a regression must exceed K x the seed std
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,7 @@ class SweepOutcome:
     board: Leaderboard
     timed_out: bool
     finished: int  # trials that finished (the budget's count)
+    best_replicates: tuple[float | None, ...] = ()  # the best trial's replicate values
 
 
 @dataclass(frozen=True)
@@ -147,11 +150,14 @@ def make_gates(
     max_regression: float = 0.0,
     expect_initializers: Sequence[str] = (),
     min_trials: int | None = None,
+    beyond_seed_noise: float | None = None,
 ) -> Gates:
     """The gates from the command line's values: initializer names checked (in any case),
     the baseline read. Bad values raise before anything runs."""
     if max_regression < 0:
         raise SweepError(f"--max-regression must be >= 0, got {max_regression:g}")
+    if beyond_seed_noise is not None and not beyond_seed_noise > 0:
+        raise SweepError(f"--beyond-seed-noise must be > 0, got {beyond_seed_noise:g}")
     try:
         expected = tuple(dict.fromkeys(canonical_name(n) for n in expect_initializers))
     except InitializerError as exc:
@@ -161,7 +167,9 @@ def make_gates(
         found, missing = resolve_baseline(
             baseline, find_study, allow_missing=allow_missing_baseline
         )
-    return Gates(fail_under, found, missing, max_regression, expected, min_trials)
+    return Gates(
+        fail_under, found, missing, max_regression, expected, min_trials, beyond_seed_noise
+    )
 
 
 # -- judging -------------------------------------------------------------------------------------
@@ -202,6 +210,19 @@ def _check_judgeable(outcome: SweepOutcome, gates: Gates) -> float:
     return study.best.value
 
 
+def _noise(outcome: SweepOutcome) -> SeedNoise:
+    best = outcome.board.study.best
+    assert best is not None  # judged only with a best trial
+    noise = seed_noise(best.trial_number, outcome.best_replicates)
+    if noise is None:
+        raise SweepError(
+            f"--beyond-seed-noise needs the best trial's replicates; trial {best.trial_number} "
+            f"has {len(outcome.best_replicates)} with a value (set replicates: k or "
+            "{init: a, data: b} in the definition)"
+        )
+    return noise
+
+
 def judge(outcome: SweepOutcome, gates: Gates) -> tuple[GateResult, ...]:
     """Each requested gate, passed or failed with its reason; SweepError if not judgeable."""
     best = _check_judgeable(outcome, gates)
@@ -218,12 +239,16 @@ def judge(outcome: SweepOutcome, gates: Gates) -> tuple[GateResult, ...]:
         results.append(GateResult("fail-under", "pass" if ok else "fail", reason))
     if gates.baseline is not None:
         base, allowed = gates.baseline, gates.max_regression
+        allowance = f"{allowed:g} worse"
+        if gates.beyond_seed_noise is not None:
+            k, noise = gates.beyond_seed_noise, _noise(outcome)
+            allowed = max(allowed, k * noise.std)
+            larger = f"the larger of --max-regression {gates.max_regression:g}"
+            allowance = f"{allowed:.4g} worse: {larger} and {noise.describe(k)}"
         worse = (base.value - best) if maximize else (best - base.value)
         ok = _reaches(best, base.value - allowed if maximize else base.value + allowed, maximize)
         change = f"{abs(worse):.4g} {'worse' if worse > 0 else 'better'}" if worse else "equal"
-        reason = (
-            f"{label} vs {base.value:.4g} in {base.source}: {change} (allowed: {allowed:g} worse)"
-        )
+        reason = f"{label} vs {base.value:.4g} in {base.source}: {change} (allowed: {allowance})"
         results.append(GateResult("max-regression", "pass" if ok else "fail", reason))
     elif gates.baseline_missing is not None:
         results.append(GateResult("max-regression", "skip", gates.baseline_missing))
@@ -271,4 +296,11 @@ def run_on_service(
             client.cancel(name)  # else the service would go on spending on it
     board = client.leaderboard(name, top)
     timed_out = timed_out and board.study.status != "completed"
-    return SweepOutcome(board, timed_out=timed_out, finished=board.study.counts.finished)
+    best = board.study.best
+    replicates = [] if best is None else client.trial(name, best.trial_number).replicates
+    return SweepOutcome(
+        board,
+        timed_out=timed_out,
+        finished=board.study.counts.finished,
+        best_replicates=tuple(r.value for r in replicates),
+    )

@@ -27,6 +27,15 @@ def run_embedded(
     db = storage.Database(database_url)
     try:
         board = read_leaderboard(db, spec.name, top)
+        best, replicates = board.study.best, []
+        if best is not None:
+            with db.session() as session:
+                replicates = storage.get_trial_replicates(session, spec.name, best.trial_number)
     finally:
         db.dispose()
-    return SweepOutcome(board, timed_out=not summary.complete, finished=summary.finished)
+    return SweepOutcome(
+        board,
+        timed_out=not summary.complete,
+        finished=summary.finished,
+        best_replicates=tuple(r.value for r in replicates),
+    )

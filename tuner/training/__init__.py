@@ -42,6 +42,7 @@ from tuner.training._numerics import (
     precision_for,
     precision_in_effect,
 )
+from tuner.training._seeds import replicate_seeds, trial_seeds
 from tuner.training._trial import (
     CALIBRATION_ROWS,
     GLOBAL_RNG,
@@ -53,7 +54,6 @@ from tuner.training._trial import (
     manifest,
     package_versions,
     train_model_trial,
-    trial_seeds,
 )
 
 __all__ = [
@@ -100,6 +100,7 @@ __all__ = [
     "precision_for",
     "precision_in_effect",
     "release",
+    "replicate_seeds",
     "resolve_device",
     "settle_stream",
     "signal_problems",

@@ -5,10 +5,12 @@ from __future__ import annotations
 import torch
 
 from tuner.search import TrialParams
+from tuner.spec import SeedDesign
 from tuner.tasks import DataSplit, Task
 from tuner.training._function import train_function_trial
 from tuner.training._loop import EpochHook, TrainConfig
-from tuner.training._trial import TrialOutcome, train_model_trial, trial_seeds
+from tuner.training._seeds import trial_seeds
+from tuner.training._trial import TrialOutcome, train_model_trial
 
 
 def execute_trial(
@@ -22,7 +24,7 @@ def execute_trial(
     device: torch.device,
     on_epoch: EpochHook | None = None,
     seed_number: int | None = None,
-    replicates: int = 1,
+    replicates: int | SeedDesign = 1,
     seeds: list[dict[str, int]] | None = None,
 ) -> TrialOutcome:
     """Train one configuration; every failure becomes an outcome, except interrupts.
@@ -30,7 +32,8 @@ def execute_trial(
     Seeds derive from ``seed_number`` (default: the trial number); a retry passes its first
     attempt's number, so it re-runs the same computation. ``seeds`` (a manifest's, for a
     replay) replaces the derived seeds. A task with its own training function runs it with
-    one seed pair; otherwise :func:`train_model_trial` trains ``replicates`` in lockstep.
+    one seed pair; otherwise :func:`train_model_trial` trains ``replicates`` in lockstep (a
+    count, or a crossed design of init and data-order seeds).
     """
     if task.train is not None:
         root = number if seed_number is None else seed_number

@@ -21,13 +21,13 @@ from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any, Literal
 
-import numpy as np
 import torch
 from torch import nn
 
 from storage import ReplicateData
 from tuner.inits import LayerRecord, apply_initializer
 from tuner.search import TrialParams
+from tuner.spec import SeedDesign
 from tuner.tasks import DataSplit, Task
 from tuner.training._diagnostics import LayerDiagnostics, diagnose
 from tuner.training._failure import failed_fields
@@ -43,17 +43,11 @@ from tuner.training._loop import (
 )
 from tuner.training._mup import mup_rescale, task_records
 from tuner.training._numerics import precision_in_effect
+from tuner.training._seeds import replicate_seeds
 
 TrialState = Literal["complete", "pruned", "fail"]
 CALIBRATION_ROWS = 256  # the fixed batch for LSUV and the t=0 diagnostics: the first train rows
 log = logging.getLogger("tuner.trial")
-
-
-def trial_seeds(study_seed: int, number: int, replicate: int = 0) -> tuple[int, int]:
-    """Independent (init, data-order) seeds for a trial, stable across runs and machines."""
-    entropy = [study_seed, number] if replicate == 0 else [study_seed, number, replicate]
-    init_seed, data_seed = np.random.SeedSequence(entropy).generate_state(2)
-    return int(init_seed), int(data_seed)
 
 
 def package_versions() -> dict[str, str]:
@@ -285,7 +279,7 @@ def train_model_trial(
     device: torch.device,
     on_epoch: Callable[[EpochStats], StopReason | None] | None = None,
     seed_number: int | None = None,
-    replicates: int = 1,
+    replicates: int | SeedDesign = 1,
     seeds: list[dict[str, int]] | None = None,
 ) -> TrialOutcome:
     """Train one configuration in the built-in loop; every failure becomes an outcome, except
@@ -293,16 +287,14 @@ def train_model_trial(
 
     Seeds derive from ``seed_number`` (default: the trial number); a retry passes its first
     attempt's number, so it re-runs the same computation. With ``replicates`` k > 1 the
-    configuration trains under k seed pairs in lockstep and is judged on their mean.
+    configuration trains under k seed pairs in lockstep and is judged on their mean; a
+    :class:`~tuner.spec.SeedDesign` crosses its init seeds with its data-order seeds.
     Before the first update the first replicate's signal is measured (:mod:`_diagnostics`).
     ``seeds`` (a manifest's, for a replay) replaces the derived seeds and ``replicates``.
     """
     root = number if seed_number is None else seed_number
     if seeds is None:
-        seeds = []
-        for r in range(replicates):
-            init_seed, data_seed = trial_seeds(study_seed, root, r)
-            seeds.append({"replicate": r, "init": init_seed, "data": data_seed})
+        seeds = replicate_seeds(study_seed, root, replicates)
     started, t0 = datetime.now(UTC), time.perf_counter()
     outcome: dict[str, Any] = {}
     try:  # the work in its own frame: once it failed, its tensors go with the traceback

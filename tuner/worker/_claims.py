@@ -117,9 +117,17 @@ class Claims:
         """Trials of this study to claim at once: 1 unless they can train as one stack."""
         if ctx.population is None:
             spec, wanted = ctx.spec, self.config.population
-            lone = spec.replicates > 1 or not asks_in_memory(spec)  # lockstep, asked one by one
+            lone = spec.n_replicates > 1 or not asks_in_memory(spec)  # lockstep, asked one by one
             if wanted == 1 or lone or not stacks_search(spec.search):  # or a per-trial knob
                 ctx.population = 1
+                if (wanted or 0) > 1 and spec.n_replicates > 1:
+                    log.warning(
+                        "study %s: %d replicates train in lockstep, one trial at a time (not "
+                        "in populations of %d)",
+                        spec.name,
+                        spec.n_replicates,
+                        wanted,
+                    )
             else:
                 batch = largest_batch(spec.search.batch_size)
                 share = MEMORY_SHARE / self.config.slots  # slots on one device share it

@@ -15,6 +15,7 @@ import torch
 
 from tuner.population import Member, PopulationConfig, execute_population
 from tuner.search import TrialParams
+from tuner.spec import SeedDesign
 from tuner.tasks import DataSplit, Task
 from tuner.training import EpochHook, TrainConfig, TrialOutcome, execute_trial
 
@@ -38,7 +39,7 @@ class TrialExecutor(Protocol):
         device: torch.device,
         on_epoch: EpochHook,
         seed_number: int,
-        replicates: int,
+        replicates: int | SeedDesign,
     ) -> TrialOutcome: ...
 
 

@@ -281,12 +281,20 @@ def test_sweep_submit_status_and_results_over_the_service(
 
     again = _cli(["sweep", str(spec), *fast], base)
     assert again.exit_code == 2 and "--name" in again.output  # the name is taken
-    baseline = ["--baseline", "cli-sweep", "--max-regression", "1"]
-    named = ["sweep", str(spec), "--name", "cli-sweep-2", "--json", str(report)]
+    crossed = tmp_path / "crossed.yaml"  # every init seed with every data order
+    crossed.write_text(yaml.safe_dump(tiny_spec("cli-sweep", replicates={"init": 2, "data": 2})))
+    baseline = ["--baseline", "cli-sweep", "--max-regression", "1", "--beyond-seed-noise", "2"]
+    named = ["sweep", str(crossed), "--name", "cli-sweep-2", "--json", str(report)]
     compared = _cli([*named, *baseline, *fast], base)
     assert compared.exit_code == 0, compared.output
     (gate,) = json.loads(report.read_text())["gates"]
     assert gate["status"] == "pass" and "study cli-sweep" in gate["reason"]
+    assert "2 x seed std" in gate["reason"] and "4 replicates" in gate["reason"]
+    board = client.leaderboard("cli-sweep-2")
+    every = board.seed_variance[0]  # pooled over both trials, then one group per initializer
+    assert every.initializer is None and every.n_tables == 2 and every.init.df == 2
+    remote = _cli(["results", "cli-sweep-2", "--url", base], base, TUNER_URL=None)
+    assert remote.exit_code == 0 and "seed variance:" in remote.output
 
     status = _cli(["status", "cli-sweep"], base)
     assert status.exit_code == 0 and "cli-sweep: completed" in status.output

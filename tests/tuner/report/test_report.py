@@ -24,6 +24,7 @@ from tuner.errors import TunerError
 from tuner.report import attach_to_dashboard, build_report
 from tuner.spec import parse_spec
 from tuner.studies import run_study
+from tuner.variance import by_initializer, seed_variance
 
 SPEC = """
 name: report-study
@@ -37,11 +38,13 @@ search:
 budget: {n_trials: 6, max_epochs: 2}
 sampler: random
 pruner: none
+replicates: {init: 2, data: 2}
 """
 SECTIONS = (
     "facts",
     "leaderboard",
     "initializers",
+    "seed-variance",
     "learning-curves",
     "depth-profile",
     "lr-weight-decay",
@@ -125,6 +128,7 @@ def test_page_is_self_contained_with_every_section(page: str) -> None:
     assert parsed.scripts == 2 + len(parsed.figures)  # plotly.js, the renderer, one per figure
     assert set(parsed.figures) == {
         "values",
+        "seed-variance",
         "learning-curves",
         "depth-profile",
         "lr-weight-decay",
@@ -140,6 +144,36 @@ def test_tables_show_the_runs_trials(page: str, rows: list[storage.TrialResult])
     assert leaderboard.count("<tr>") == 1 + len(rows)
     complete = sum(r.state == "complete" for r in rows)
     assert f"{len(rows)} finished of 6: {complete} complete" in page
+
+
+def test_seed_variance_splits_init_data_and_residual(
+    page: str, run_db: storage.Database, rows: list[storage.TrialResult]
+) -> None:
+    with run_db.session() as session:
+        replicated = storage.replicates_by_trial(session, "report-study")
+    groups = by_initializer((init, reps) for _, init, reps in replicated)
+    complete = [r for r in rows if r.state == "complete"]
+    assert len(replicated) == len(complete) and groups[0][1].n_tables == len(complete)
+    section = page.split('id="seed-variance"')[1].split("</section>")[0]
+    every = groups[0][1]
+    assert f"<td>{every.init.ss:.4g}</td><td>{len(complete)}</td>" in section  # 2 x 2: df 1
+    assert f"<td>{every.residual.variance:.4g}</td>" in section
+    # per initializer (every trial first), per trial, the pooled ANOVA table: each with a head
+    assert section.count("<tr>") == (1 + len(groups)) + (1 + len(complete)) + (1 + 3)
+    best = rows[0]
+    best_split = seed_variance(next(reps for n, _, reps in replicated if n == best.trial_number))
+    assert best_split is not None
+    assert (
+        f"<td class=l>{best.trial_number}</td><td class=l>{best.initializer}</td>"
+        f"<td>{best.value:.4f}</td><td>{best_split.init.std:.3g}</td>"
+    ) in section
+    bars = _parse(page).figures["seed-variance"]["data"]
+    assert [t["name"] for t in bars] == ["init seed", "data order", "residual (interaction, rest)"]
+    labels = [f"{label or 'every trial'} ({v.n_tables})" for label, v in groups]
+    assert bars[0]["y"] == labels[::-1]  # every trial on top
+    for i in range(len(labels)):  # each bar's shares add up to the whole
+        assert sum(t["x"][i] for t in bars) == pytest.approx(1)
+    assert bars[0]["x"][-1] == pytest.approx(every.init.share)
 
 
 def test_learning_curves_one_group_per_initializer(
@@ -214,7 +248,8 @@ def test_study_without_trials_or_optuna_study_still_renders(
         )
     empty = _parse(build_report(run_db, "rows-only"))
     assert empty.sections == list(SECTIONS) and empty.figures == {}
-    assert len(empty.missing) == 6  # the leaderboard and each of the five figures
+    assert len(empty.missing) == 7  # the leaderboard and each of the six figures
+    assert any("No complete trial has a crossed seed design" in m for m in empty.missing)
     with run_db.session() as session:
         storage.upsert_trial_result(
             session,
@@ -265,7 +300,7 @@ def test_cli_writes_the_page_and_attaches_to_the_dashboard(
     for _ in range(2):  # a second report replaces the plots rather than adding copies
         result = CliRunner().invoke(app, args)
         assert result.exit_code == 0, result.output
-        assert "5 plot(s) and a note attached" in result.output
+        assert "6 plot(s) and a note attached" in result.output
     assert _parse(out.read_text()).sections == list(SECTIONS)
     studies = _dashboard_get(run_db, "/api/studies")["study_summaries"]
     study_id = next(s["study_id"] for s in studies if s["study_name"] == "report-study")
@@ -273,7 +308,14 @@ def test_cli_writes_the_page_and_attaches_to_the_dashboard(
     graphs = {g["id"]: json.loads(g["graph_object"]) for g in detail["plotly_graph_objects"]}
     assert sorted(graphs) == sorted(
         f"tuner-{k}"
-        for k in ("values", "learning-curves", "depth-profile", "lr-weight-decay", "importances")
+        for k in (
+            "values",
+            "seed-variance",
+            "learning-curves",
+            "depth-profile",
+            "lr-weight-decay",
+            "importances",
+        )
     )
     page_fig = _parse(out.read_text()).figures["depth-profile"]
     assert graphs["tuner-depth-profile"]["data"] == page_fig["data"]
@@ -310,7 +352,7 @@ def test_headless_chromium_draws_the_plots(page: str, tmp_path: Path) -> None:
             "--hide-scrollbars",
             "--virtual-time-budget=10000",
             f"--screenshot={png}",
-            "--window-size=1400,5000",
+            "--window-size=1400,6000",
             html_file.as_uri(),
         ],
         check=True,
@@ -318,7 +360,7 @@ def test_headless_chromium_draws_the_plots(page: str, tmp_path: Path) -> None:
         timeout=120,
     )
     image = Image.open(png).convert("RGB")
-    assert image.size == (1400, 5000)
+    assert image.size == (1400, 6000)
     colours = image.getcolors(maxcolors=1 << 20)
     assert colours is not None and len(colours) > 2000  # not blank, not text only (~1100)
     # Every initializer's line colour is on the page (drawn by plotly.js, not in the HTML).

@@ -10,7 +10,15 @@ import numpy as np
 import pytest
 
 from tuner.errors import SpecError
-from tuner.spec import FloatRange, IntRange, StudySpec, grid_space, load_spec, parse_spec
+from tuner.spec import (
+    FloatRange,
+    IntRange,
+    SeedDesign,
+    StudySpec,
+    grid_space,
+    load_spec,
+    parse_spec,
+)
 
 EXAMPLES = Path(__file__).parents[3] / "examples"
 
@@ -90,6 +98,12 @@ def _spec(**fields: Any) -> dict[str, Any]:
         ),
         (_spec(pruner="sometimes"), "pruner.name", "unknown pruner"),
         (_spec(unknown_field=1), "unknown_field", "Extra inputs"),
+        (_spec(replicates=0), "replicates", "greater than or equal to 1"),
+        (_spec(replicates=33), "replicates", "less than or equal to 32"),
+        (_spec(replicates={"init": 0, "data": 3}), "replicates.init", "greater than or equal to 1"),
+        (_spec(replicates={"init": 3, "data": 40}), "replicates.data", "less than or equal to 32"),
+        (_spec(replicates={"init": 6, "data": 6}), "replicates", "6 x 6 = 36 replicates"),
+        (_spec(replicates={"init": 2, "date": 2}), "replicates.date", "Extra inputs"),
         ({"name": "has space"}, "name", "letters, digits"),
         ({}, "name", "Field required"),
     ],
@@ -127,6 +141,19 @@ def test_dimension_forms() -> None:
     assert spec.search.weight_decay == [0.0, 1e-4]
     assert spec.search.batch_size == 64
     assert spec.search.patience == IntRange(low=2, high=10)
+
+
+def test_replicates_are_a_count_or_a_crossed_design() -> None:
+    plain = parse_spec(_spec(replicates=3))
+    assert (plain.replicates, plain.n_replicates, plain.seed_design) == (3, 3, None)
+    assert plain.to_json()["replicates"] == 3  # stored as written
+    crossed = parse_spec(_spec(replicates={"init": 3, "data": 2}))
+    assert crossed.seed_design == SeedDesign(init=3, data=2) and crossed.n_replicates == 6
+    assert crossed.to_json()["replicates"] == {"init": 3, "data": 2}
+    assert parse_spec(crossed.to_json()) == crossed
+    data_only = parse_spec(_spec(replicates={"data": 4}))  # one init seed, 4 data orders
+    assert data_only.seed_design == SeedDesign(init=1, data=4) and data_only.n_replicates == 4
+    assert parse_spec(_spec()).n_replicates == 1
 
 
 def test_defaults_infer_direction_from_metric() -> None:

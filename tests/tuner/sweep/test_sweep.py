@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import statistics
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
+import storage
 from tuner.cli import app
 
 SPEC = """
@@ -299,6 +301,7 @@ def test_the_markdown_is_appended_to_the_github_step_summary(swept: Swept) -> No
     "args",
     [
         ["--max-regression", "0.1"],  # without --baseline
+        ["--beyond-seed-noise", "2"],  # without --baseline
         ["--timeout", "0"],
         ["--url", "http://127.0.0.1:9"],  # beside --database-url
     ],
@@ -318,3 +321,59 @@ def test_expect_initializer_reads_the_model_wide_name_of_a_label() -> None:
     assert initializer_name("xavier_normal(gain=auto)") == "xavier_normal"
     assert initializer_name("normal#2") == "normal"
     assert initializer_name("he_normal; recurrent=orthogonal; input=eye") == "he_normal"
+
+
+CROSSED = SPEC + "replicates: {{init: 2, data: 2}}\n"
+
+
+def _best_replicate_std(folder: Path, study: str, trial: int) -> float:
+    db = storage.Database(f"sqlite:///{folder / 'sweep.db'}")
+    try:
+        with db.session() as session:
+            values = [r.value for r in storage.get_trial_replicates(session, study, trial)]
+    finally:
+        db.dispose()
+    assert len(values) == 4 and all(v is not None for v in values)
+    return statistics.stdev(v for v in values if v is not None)
+
+
+def test_a_regression_within_the_seed_noise_passes_and_beyond_it_fails(tmp_path: Path) -> None:
+    spec = tmp_path / "crossed.yaml"
+    spec.write_text(CROSSED.format(name="crossed", metric="val_accuracy", lr=GOOD_LR, n_trials=2))
+    first = sweep(tmp_path, spec)
+    assert first.code == 0, first.output
+    assert "seed variance:" in first.output and "every trial" in first.output  # the leaderboard
+    best = first.report["best"]
+    std = _best_replicate_std(tmp_path, "crossed", best["trial_number"])
+    assert std > 0
+
+    def baseline(drop: float) -> Path:
+        path = tmp_path / f"baseline-{drop:.3g}.json"
+        path.write_text(json.dumps({**first.report, "best": {"value": best["value"] + drop}}))
+        return path
+
+    noise = ["--beyond-seed-noise", "2"]
+    within = sweep(tmp_path, spec, "--baseline", str(baseline(1.0 * std)), *noise)
+    gate = within.gate("max-regression")
+    assert within.code == 0 and gate["status"] == "pass", gate
+    numbers = f"2 x seed std {std:.4g} (of trial {best['trial_number']}'s 4 replicates)"
+    assert numbers in gate["reason"] and f"= {2 * std:.4g})" in gate["reason"]
+    beyond = sweep(tmp_path, spec, "--baseline", str(baseline(3.0 * std)), *noise)
+    gate = beyond.gate("max-regression")
+    assert beyond.code == 1 and gate["status"] == "fail" and numbers in gate["reason"]
+    assert f"{3 * std:.4g} worse" in gate["reason"]
+    plain = sweep(tmp_path, spec, "--baseline", str(baseline(1.0 * std)))  # no noise: fails
+    assert plain.code == 1 and "seed" not in plain.gate("max-regression")["reason"]
+    shown = CliRunner().invoke(
+        app, ["results", "crossed", "--database-url", f"sqlite:///{tmp_path / 'sweep.db'}"]
+    )
+    assert shown.exit_code == 0 and "seed variance:" in shown.output
+
+
+def test_seed_noise_without_replicates_stops_before_anything_runs(tmp_path: Path) -> None:
+    spec = write_spec(tmp_path, "plain")
+    base = tmp_path / "base.json"
+    base.write_text(json.dumps({"best": {"value": 0.9}, "metric": "val_accuracy"}))
+    run = sweep(tmp_path, spec, "--baseline", str(base), "--beyond-seed-noise", "2")
+    assert run.code == 2 and "'plain' trains one per trial" in run.report["error"]
+    assert not (tmp_path / "sweep.db").exists()

@@ -250,9 +250,12 @@ def test_spec_rules_for_metrics_and_extra_dimensions() -> None:
     assert parse_spec(spec.to_json()) == spec
 
 
-def test_replicates_need_the_built_in_loop(sqlite_url: str) -> None:
-    with pytest.raises(SpecError, match="one seed pair per trial"):
-        run_study(_own_loop("own-rep", replicates=2), database_url=sqlite_url, device="cpu")
+@pytest.mark.parametrize("replicates", [2, {"init": 2, "data": 2}, {"data": 2}])
+def test_replicates_need_the_built_in_loop(sqlite_url: str, replicates: Any) -> None:
+    with pytest.raises(SpecError, match="one seed pair per trial") as refused:
+        spec = _own_loop("own-rep", replicates=replicates)
+        run_study(spec, database_url=sqlite_url, device="cpu")
+    assert refused.value.issues[0].path == "replicates"
 
 
 def test_check_says_what_it_skipped_for_a_function_only_task(tmp_path: Any) -> None:

@@ -113,16 +113,18 @@ def test_an_interrupt_hands_back_every_member_still_training(database_url: str) 
 
 @pytest.mark.parametrize(
     "overrides",
-    [{"replicates": 2}, {"sampler": "qmc"}],
-    ids=["lockstep-replicates", "sampler-that-asks-one-by-one"],
+    [{"replicates": 2}, {"replicates": {"init": 2, "data": 2}}, {"sampler": "qmc"}],
+    ids=["lockstep-replicates", "crossed-design", "sampler-that-asks-one-by-one"],
 )
 def test_no_population_where_trials_must_be_asked_or_trained_one_by_one(
-    database_url: str, overrides: dict[str, Any]
+    database_url: str, overrides: dict[str, Any], caplog: pytest.LogCaptureFixture
 ) -> None:
     spec = _spec("solo", budget={"n_trials": 3, "max_epochs": 2}, **overrides)
     run_study(spec, database_url=database_url, population=8)
     rows = _rows(database_url, "solo")
     assert len(rows) == 3 and _population_sizes(rows) == [None] * 3
+    said = "replicates train in lockstep, one trial at a time (not in populations of 8)"
+    assert (said in caplog.text) == ("replicates" in overrides)
 
 
 @pytest.mark.parametrize("population", [1, 2], ids=["single-trials", "populations"])
