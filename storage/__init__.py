@@ -7,7 +7,7 @@ This package never imports torch, ``tuner`` or ``api``.
 
 from __future__ import annotations
 
-from storage._claims import Claim, claim_run
+from storage._claims import CLAIMABLE_SQL, HELD_SQL, WORKER_DEMAND_SQL, Claim, claim_run
 from storage._database import (
     DATABASE_URL_ENV,
     DEFAULT_DATABASE_URL,
@@ -95,15 +95,18 @@ from storage._studies import (
 from storage._workers import WorkerInfo, list_workers, register_worker, stop_worker
 
 __all__ = [
+    "CLAIMABLE_SQL",
     "CONTRACT_COLUMNS",
     "DATABASE_URL_ENV",
     "DEFAULT_DATABASE_URL",
     "DIRECTIONS",
+    "HELD_SQL",
     "ORDERABLE_COLUMNS",
     "RUN_STATES",
     "STOP_REASONS",
     "STUDY_STATUSES",
     "TRIAL_STATES",
+    "WORKER_DEMAND_SQL",
     "Base",
     "Claim",
     "ConstraintViolationError",

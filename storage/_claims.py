@@ -3,6 +3,11 @@
 Each claim is one conditional UPDATE: of racing claimers for the last trial of a budget,
 exactly one gets a row back (PostgreSQL re-checks the condition on the locked row; SQLite
 serializes writers), so no race starts more than ``n_trials`` trials.
+
+The same rules, counted in plain SQL for an autoscaler (KEDA's ``postgresql`` trigger in
+``deploy/kubernetes``): :data:`CLAIMABLE_SQL` (what :func:`claim_run` would hand out),
+:data:`HELD_SQL` (what workers hold now) and :data:`WORKER_DEMAND_SQL` (both: the work the
+worker replicas should be sized for).
 """
 
 from __future__ import annotations
@@ -21,6 +26,38 @@ from storage._models import StudyRecord, TrialRun, utcnow
 from storage._runs import ACTIVE
 
 _RUNS, _STUDIES = cast(sa.Table, TrialRun.__table__), cast(sa.Table, StudyRecord.__table__)
+_ACTIVE_SQL = ", ".join(f"'{status}'" for status in ACTIVE)
+
+# What claim_run hands out, as two counts: a pending retry of an active study (one claim each,
+# no budget spent), and the unclaimed budget of every active study (one claim per trial; a
+# budget lowered below n_claimed counts nothing). A study's deadline (budget.timeout_s) is not
+# a claim condition: its next claim is granted, and that trial's first epoch ends the study.
+_PENDING_RETRIES = (
+    "(SELECT count(*) FROM tuner_trial_runs AS r JOIN tuner_studies AS s"
+    " ON s.name = r.study_name\n"
+    f"    WHERE r.state = 'pending' AND s.status IN ({_ACTIVE_SQL}))"
+)
+_UNCLAIMED_BUDGET = (
+    "(SELECT coalesce(sum(n_trials - n_claimed), 0) FROM tuner_studies\n"
+    f"    WHERE status IN ({_ACTIVE_SQL}) AND n_claimed < n_trials)"
+)
+# What workers hold: runs training (a lost one too: its heartbeat stopped, and only a worker
+# can reap it), and runs a reaper took but has not settled yet (a worker settles them again).
+_HELD_RUNS = (
+    "(SELECT count(*) FROM tuner_trial_runs\n"
+    "    WHERE state = 'running' OR (state = 'retried' AND finished_at IS NULL))"
+)
+#: One number: the trials :func:`claim_run` would hand out now, claimed one by one until it
+#: returns None (any worker, any study). PostgreSQL and SQLite.
+CLAIMABLE_SQL = f"SELECT {_PENDING_RETRIES}\n  + {_UNCLAIMED_BUDGET}"
+#: One number: the runs that workers hold (training, or lost and not yet settled).
+HELD_SQL = f"SELECT {_HELD_RUNS}"
+#: One number: claimable plus held, the trials worker slots are needed for. A claim moves a
+#: trial from one term to the other, so claiming never lowers it: an autoscaler sized on it
+#: does not remove workers as they take work (sized on the claimable count alone, each claim
+#: would), and does not scale to zero while a lost run still waits for a worker to reap it.
+WORKER_DEMAND_SQL = f"{CLAIMABLE_SQL}\n  + {_HELD_RUNS}"
+
 _NEW_RUN = sa.insert(_RUNS).returning(_RUNS.c.id)
 
 
