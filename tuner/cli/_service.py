@@ -30,7 +30,11 @@ def worker(
     ] = 60.0,
     study: Annotated[list[str] | None, typer.Option(help="only these studies (repeatable)")] = None,
     exit_when_idle: Annotated[
-        bool, typer.Option(help="stop once nothing is left to claim or running")
+        bool,
+        typer.Option(
+            help="stop once nothing is left to claim, running or to retry (in --study's "
+            "studies, else in any study)"
+        ),
     ] = False,
     population: Population = 0,
     fast: FastMath = None,
@@ -46,8 +50,6 @@ def worker(
     from tuner.cli._progress import LogObserver
     from tuner.worker import Worker, WorkerConfig
 
-    if exit_when_idle and not study:
-        raise typer.BadParameter("--exit-when-idle needs --study", param_hint="--exit-when-idle")
     db = storage.Database(storage.resolve_database_url(database_url))
     db.upgrade()
     config = WorkerConfig(
