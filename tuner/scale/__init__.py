@@ -4,7 +4,7 @@ Ray places, restarts and scales the actors; the database's leases keep every tri
 accounted for. Ray itself (the ``ray`` extra) is imported only when a pool starts.
 """
 
-from tuner.scale._actor import IDLE, STOPPED, WorkerActor, WorkerReport
+from tuner.scale._actor import IDLE, STOPPED, WorkerReport
 from tuner.scale._placement import Placement, assigned_device, worker_device
 from tuner.scale._pool import PoolSummary, RayPool, RayWorkers, StopRequest, gpu_share
 from tuner.scale._ray import RAY_EXTRA, import_ray
@@ -18,7 +18,6 @@ __all__ = [
     "RayPool",
     "RayWorkers",
     "StopRequest",
-    "WorkerActor",
     "WorkerReport",
     "assigned_device",
     "gpu_share",

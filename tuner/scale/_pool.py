@@ -20,7 +20,7 @@ from typing import Any
 
 from tuner.errors import TunerError
 from tuner.scale._actor import WorkerActor, WorkerReport
-from tuner.scale._placement import worker_device
+from tuner.scale._placement import Placement, worker_device
 from tuner.scale._ray import import_ray
 from tuner.worker import RunObserver, WorkerConfig
 
@@ -129,6 +129,8 @@ class RayPool:
             ray.init(address=self.settings.address)
             self._started_ray = True
         s = self.settings
+        if s.gpus_per_worker > 0 and not ray.cluster_resources().get("GPU"):
+            log.warning("the Ray cluster has no GPU now: the workers wait for a node with one")
         remote = ray.remote(WorkerActor).options(
             num_cpus=s.cpus_per_worker,
             num_gpus=s.gpus_per_worker,
@@ -143,9 +145,10 @@ class RayPool:
             for i in range(s.replicas)
         ]
 
-    def placements(self) -> list[Any]:
+    def placements(self) -> list[Placement]:
         """Each actor's :class:`Placement`; waits until Ray has placed every one."""
-        return list(self._ray.get([a.placement.remote() for a in self._actors]))
+        placed: list[Placement] = self._ray.get([a.placement.remote() for a in self._actors])
+        return placed
 
     def run(
         self,
