@@ -29,9 +29,8 @@ RayFlag = Annotated[
 RayAddress = Annotated[
     str | None,
     typer.Option(
-        help="the Ray cluster (HOST:PORT, ray://HOST:10001, auto, local); implies --ray "
-        "[default: $RAY_ADDRESS, else a cluster started on this machine, else a new local Ray]",
-        show_default=False,
+        help="the Ray cluster (HOST:PORT, ray://HOST:10001, auto, local); implies --ray",
+        show_default="$RAY_ADDRESS, else a cluster started on this machine, else a new local Ray",
     ),
 ]
 Replicas = Annotated[

@@ -46,6 +46,7 @@ def cluster() -> Iterator[Cluster]:
     environ, on_sigterm = dict(os.environ), signal.getsignal(signal.SIGTERM)
     # the nodes' worker processes import this checkout
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), environ.get("PYTHONPATH")]))
+    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"  # nothing to report, nowhere to send it
     lean = {"object_store_memory": 80 * MIB}
     cluster = Cluster(
         initialize_head=True,
