@@ -12,7 +12,7 @@ import pytest
 import tuner
 
 ROOT = Path(__file__).resolve().parents[1]
-ENGINE = ("torch", "numpy", "optuna", "sqlalchemy", "alembic", "storage", "api")
+ENGINE = ("torch", "numpy", "optuna", "sqlalchemy", "alembic", "storage", "api", "ray")
 
 
 def _loaded_after(statement: str) -> list[str]:
@@ -33,7 +33,8 @@ def test_the_client_and_the_spec_load_no_engine(module: str) -> None:
 def test_the_command_line_loads_the_engine_only_inside_a_command() -> None:
     loaded = set(_loaded_after("import tuner.cli"))
     assert "tuner.cli._remote" in loaded  # the commands are registered
-    assert not loaded & {"torch", "sqlalchemy", "alembic", "optuna", "storage", "api"}
+    assert not loaded & {"torch", "sqlalchemy", "alembic", "optuna", "storage", "api", "ray"}
+    assert "tuner.scale" not in loaded  # `tuner worker --ray` imports it (and Ray) when run
 
 
 def test_a_spec_parses_without_loading_torch() -> None:

@@ -11,6 +11,17 @@ from typing import Annotated
 import typer
 
 from tuner.cli._common import DatabaseUrl, FastMath, Population, Slots, Threads, app, err
+from tuner.cli._scale import (
+    CpusPerWorker,
+    GpusPerWorker,
+    MaxRestarts,
+    RayAddress,
+    RayFlag,
+    Replicas,
+    Spread,
+    ray_settings,
+    run_on_ray,
+)
 
 #: The entry-point group where the service (the ``api`` package) registers its runner.
 SERVICE_GROUP = "tuner.service"
@@ -30,26 +41,36 @@ def worker(
     ] = 60.0,
     study: Annotated[list[str] | None, typer.Option(help="only these studies (repeatable)")] = None,
     exit_when_idle: Annotated[
-        bool, typer.Option(help="stop once nothing is left to claim or running")
+        bool,
+        typer.Option(
+            help="stop once nothing is left to claim, running or to retry (in --study's "
+            "studies, else in any study)"
+        ),
     ] = False,
     population: Population = 0,
     fast: FastMath = None,
     threads: Threads = None,
+    ray: RayFlag = False,
+    ray_address: RayAddress = None,
+    replicas: Replicas = None,
+    gpus_per_worker: GpusPerWorker = None,
+    cpus_per_worker: CpusPerWorker = None,
+    max_restarts: MaxRestarts = None,
+    spread: Spread = None,
 ) -> None:
     """Join a database and run trials of any study with budget left, until stopped.
 
     SIGTERM or Ctrl-C stops claiming and hands running trials back at their next epoch.
+    With --ray, --replicas such workers run as Ray actors, and this command waits for them.
     """
     import signal
 
     import storage
-    from tuner.cli._progress import LogObserver
     from tuner.worker import Worker, WorkerConfig
 
-    if exit_when_idle and not study:
-        raise typer.BadParameter("--exit-when-idle needs --study", param_hint="--exit-when-idle")
-    db = storage.Database(storage.resolve_database_url(database_url))
-    db.upgrade()
+    pool = ray_settings(
+        ray, ray_address, replicas, gpus_per_worker, cpus_per_worker, max_restarts, spread
+    )
     config = WorkerConfig(
         device=device,
         slots=slots,
@@ -62,6 +83,12 @@ def worker(
         fast=fast,
         threads=threads,
     )
+    if pool is not None:
+        raise typer.Exit(run_on_ray(database_url, config, pool))
+    from tuner.cli._progress import LogObserver
+
+    db = storage.Database(storage.resolve_database_url(database_url))
+    db.upgrade()
     runner = Worker(db, config, observer=LogObserver())
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: runner.stop())

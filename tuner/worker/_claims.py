@@ -33,6 +33,7 @@ from tuner.worker._asking import asks_in_memory
 from tuner.worker._config import WorkerConfig
 
 log = logging.getLogger("tuner.worker")
+_ACTIVE = ("queued", "running")  # the study statuses whose trials may still come
 
 
 @dataclass
@@ -66,14 +67,23 @@ class Claims:
             )
 
     def idle(self) -> bool:
-        """Whether the studies this worker serves have nothing pending or running."""
+        """Whether the studies this worker serves (without ``studies``: every queued or
+        running study) have no trial left to claim, none pending or running, and no lost
+        run left to settle (a run held elsewhere may still be lost: its retry needs a worker)."""
         studies = self.config.studies
         with self.db.session() as session:
-            names = list(studies) if studies is not None else []
+            if studies is None:
+                active = [r for s in _ACTIVE for r in storage.list_study_records(session, status=s)]
+                names = [r.name for r in active]
+            else:
+                names = list(studies)
+                records = [storage.get_study_record(session, n) for n in names]
+                active = [r for r in records if r is not None and r.status in _ACTIVE]
             counts = [storage.count_runs_by_state(session, n) for n in names]
             unsettled = storage.unsettled_runs(session, names)  # retries that may still come
+        budget = any(r.n_claimed < r.n_trials for r in active)
         live = any(c.get("running", 0) or c.get("pending", 0) for c in counts)
-        return not live and unsettled == 0
+        return not budget and not live and unsettled == 0
 
     def forget(self, name: str) -> None:
         """Drop study ``name``'s context (it failed: nothing of it is kept)."""

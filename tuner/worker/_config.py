@@ -16,7 +16,8 @@ class WorkerConfig:
     grace: float = 60.0  # a run with no heartbeat for this long is lost
     poll_interval: float = 2.0  # idle wait between claims
     studies: Sequence[str] | None = None  # only these studies; None: any
-    exit_when_idle: bool = False  # stop when nothing is claimable or running
+    # stop when nothing is claimable or running in the served studies (None: in any study)
+    exit_when_idle: bool = False
     deadline: float | None = None  # time.monotonic() limit of this worker (embedded runs)
     population: int | None = None  # trials trained as one stack: None/0 auto, 1 off, K
     # fast: TF32 for the process's fp32 on CUDA (every trial; exact: ieee, cuDNN's too) and

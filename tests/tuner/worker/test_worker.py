@@ -77,3 +77,37 @@ def test_a_lease_lost_with_no_reaper_is_handed_back_not_held(database_url: str) 
         assert errors[0].endswith("; retrying")
     finally:
         db.dispose()
+
+
+def test_idle_without_studies_waits_for_every_active_study(database_url: str) -> None:
+    """Without ``studies``, a worker is idle only when no queued or running study has a
+    trial left to claim, running, or lost and not yet settled: a run another worker holds
+    may still be lost, and its retry needs a worker (what lets a pool of workers shrink)."""
+    db = storage.Database(database_url)
+    db.upgrade()
+    spec = {"name": "any", "task": {"hidden": [4], "dataset": "synthetic"},
+            "budget": {"n_trials": 1, "max_epochs": 1}}  # fmt: skip
+    try:
+        # a short grace: the reaper takes the unsettled run again once it has passed
+        config = WorkerConfig(device="cpu", exit_when_idle=True, heartbeat_interval=0.1,
+                              grace=0.5, poll_interval=0.01)  # fmt: skip
+        worker = Worker(db, config)
+        assert worker._claims.idle()  # no study at all
+        submit_study(db, parse_spec(spec))
+        assert not worker._claims.idle()  # a trial to claim
+        with db.session() as session:
+            claim = storage.claim_run(session, worker="elsewhere", device="cpu")
+        assert claim is not None
+        assert not worker._claims.idle()  # held by another worker: it may be lost
+        with db.session() as session:  # ...and it is: reaped, not settled yet
+            storage.reap_lost_runs(session, stale_before=datetime.now(UTC) + timedelta(1))
+        assert not worker._claims.idle()
+        assert worker.run() == 1  # settles it, runs the retry, then stops by itself
+        with db.session() as session:
+            record = storage.get_study_record(session, "any")
+            runs = storage.count_runs_by_state(session, "any")
+        assert record is not None and record.status == "completed"
+        assert runs == {"done": 1, "retried": 1}
+        assert worker._claims.idle()
+    finally:
+        db.dispose()
