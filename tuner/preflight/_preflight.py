@@ -261,7 +261,8 @@ def run_preflight(
     initializers = _initializer_checks(spec, task, device, trial_seeds(spec.seed, 0)[0])
     healthy = [c.label for c in initializers if not (c.flagged or c.error)]
     label = healthy[0] if healthy else "default"
-    entry = dict(label_entries(spec.search.initializer)).get(label, InitializerEntry(name=label))
+    entries = dict(label_entries(spec.search.initializer))
+    entry = entries[label] if label in entries else InitializerEntry(name=label)  # "default"
     overfit, lr_test, generalization = _training_checks(
         task, _params(spec, label, entry), device, spec.seed
     )
