@@ -41,6 +41,7 @@ from tuner.training._loop import (
     make_optimizer,
     make_scheduler,
 )
+from tuner.training._signal import TrialSignal, measure_signal
 from tuner.training._trial import (
     GLOBAL_RNG,
     TrialOutcome,
@@ -79,6 +80,7 @@ class FunctionTrial:
         self.stop_reason: StopReason | None = None
         self.layers: list[LayerRecord] = []
         self.diagnostics: list[LayerDiagnostics] = []
+        self.signal: TrialSignal | None = None
         self.initialized = False
 
     def generator(self) -> torch.Generator:
@@ -103,6 +105,7 @@ class FunctionTrial:
                 calibration=x,
             )
         self.initialized = True
+        self.signal = measure_signal(model, x)  # the module given, as the diagnostics
         if x is not None and y is not None:
             try:
                 activation = activation_of(self._task, self._trial)
@@ -214,6 +217,7 @@ def train_function_trial(
         device=str(device),
         seeds={"init": ctx.init_seed, "data": ctx.data_seed},
         diagnostics=ctx.diagnostics,
+        signal=ctx.signal,
         manifest=recorded,
         **outcome,
     )
