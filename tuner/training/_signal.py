@@ -5,7 +5,8 @@ Two views of whether a signal crosses the network before the first update:
 * **Dynamical isometry** (Saxe et al. 2014; Pennington, Schoenholz & Ganguli 2017): the
   squared singular values of each calibration sample's input-output Jacobian ``J`` (the
   spectrum of ``J J^T``; of ``J^T J`` when ``J`` is taller than wide), pooled over up to
-  :data:`JACOBIAN_SAMPLES` samples: their mean ``m_JJT`` and normalized variance
+  :data:`JACOBIAN_SAMPLES` samples (fewer for a model with many outputs or inputs, to bound
+  the cost): their mean ``m_JJT`` and normalized variance
   ``sigma^2_JJT / m_JJT^2`` (0 for an isometry; a wide spread means some directions are
   amplified and others lost). One backward pass per output on the samples at once, so a model
   whose outputs depend on the rest of the batch is skipped, as is one with more than
@@ -36,6 +37,8 @@ from tuner.training._meanfield import DEPTH_FACTOR, mean_field
 JACOBIAN_SAMPLES = 32
 #: The most outputs per sample (one backward pass each) a Jacobian is taken of.
 JACOBIAN_MAX_OUTPUTS = 1024
+#: The most Jacobian rows (samples x outputs): fewer samples for a model with many outputs.
+JACOBIAN_MAX_ROWS = 1 << 13
 #: The most Jacobian entries held at once (samples x outputs x inputs): 64 MiB in fp32.
 JACOBIAN_MAX_ENTRIES = 1 << 24
 
@@ -88,7 +91,12 @@ def jacobian_spectrum(
                 f"the Jacobian has {outputs} outputs per sample (one backward pass each; "
                 f"at most {JACOBIAN_MAX_OUTPUTS} are measured)"
             )
-        samples = min(max_samples, len(x), JACOBIAN_MAX_ENTRIES // (outputs * inputs))
+        samples = min(
+            max_samples,
+            len(x),
+            JACOBIAN_MAX_ROWS // outputs,
+            JACOBIAN_MAX_ENTRIES // (outputs * inputs),
+        )
         if samples < 1:
             raise _Skip(f"the Jacobian of {outputs} x {inputs} per sample is too large to hold")
         xs = x[:samples].detach().clone().requires_grad_(True)
