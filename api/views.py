@@ -1,5 +1,8 @@
 """Storage rows -> response schemas (the one place ORM objects are read for output)."""
 
+import math
+from typing import Any
+
 from fastapi import Request
 from sqlalchemy.orm import Session
 
@@ -11,6 +14,13 @@ def trial(row: storage.TrialResult) -> Trial:
     return Trial.model_validate(row)
 
 
+def _signal(data: storage.TrialSignalData | None) -> dict[str, Any] | None:
+    if data is None:
+        return None
+    xi = data.xi_c
+    return {**data.to_json(), "xi_c": None if xi is None or math.isinf(xi) else xi}
+
+
 def trial_detail(session: Session, row: storage.TrialResult) -> TrialDetail:
     key = (session, row.study_name, row.trial_number)
     return TrialDetail.model_validate(
@@ -20,6 +30,7 @@ def trial_detail(session: Session, row: storage.TrialResult) -> TrialDetail:
             "value_std": row.value_std,
             "manifest": row.manifest_json,
             "diagnostics": [d.to_json() for d in storage.get_layer_diagnostics(*key)],
+            "signal": _signal(storage.get_trial_signal(*key)),
             "replicates": [r.to_json() for r in storage.get_trial_replicates(*key)],
         }
     )

@@ -39,6 +39,7 @@ from tuner.client._models import (
     TrialCounts,
     TrialDetail,
     TrialPage,
+    TrialSignal,
     Worker,
     WorkerList,
 )
@@ -68,6 +69,7 @@ __all__ = [
     "TrialCounts",
     "TrialDetail",
     "TrialPage",
+    "TrialSignal",
     "TunerClient",
     "WaitTimeout",
     "Worker",
