@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import storage
@@ -30,6 +30,7 @@ class ReportData:
     curves: list[Curve]
     importances: Importances
     generated_at: datetime.datetime
+    signals: dict[int, storage.TrialSignalData] = field(default_factory=dict)  # by trial
 
     @property
     def maximize(self) -> bool:

@@ -1,7 +1,8 @@
 """A study's report: one self-contained HTML page, and the same figures in the Optuna dashboard.
 
 The page inlines plotly.js once and embeds each figure as JSON, so it opens offline and
-fetches nothing. Data comes from :mod:`storage` (results rows, t=0 diagnostics) and from
+fetches nothing. Data comes from :mod:`storage` (results rows, t=0 diagnostics and signal
+propagation) and from
 Optuna's storage (per-epoch values, parameter importances).
 """
 
@@ -19,13 +20,21 @@ from tuner.errors import TunerError
 from tuner.report import _figures as figures
 from tuner.report._data import Importances, ReportData
 from tuner.report._html import complete_values, markdown_note, render
+from tuner.report._signal import signal_propagation
 
 log = logging.getLogger(__name__)
 
 #: Rows of the leaderboard table.
 LEADERBOARD_ROWS = 20
 #: Figure keys (also the page's element ids and the dashboard's graph ids), in page order.
-FIGURES = ("values", "learning-curves", "depth-profile", "lr-weight-decay", "importances")
+FIGURES = (
+    "values",
+    "learning-curves",
+    "depth-profile",
+    "signal-propagation",
+    "lr-weight-decay",
+    "importances",
+)
 
 
 def param_importances(db: storage.Database, name: str) -> Importances:
@@ -87,6 +96,7 @@ def collect_report(db: storage.Database, study_name: str) -> ReportData:
         ]
         live = storage.count_runs_by_state(session, study_name)
         profiles = storage.diagnostics_by_initializer(session, study_name)
+        signals = storage.signal_by_trial(session, study_name)
     return ReportData(
         study=record.name,
         metric=record.metric,
@@ -101,6 +111,7 @@ def collect_report(db: storage.Database, study_name: str) -> ReportData:
         curves=_curves(db, study_name, rows),
         importances=param_importances(db, study_name),
         generated_at=datetime.datetime.now(datetime.UTC),
+        signals=signals,
     )
 
 
@@ -114,6 +125,7 @@ def make_figures(data: ReportData) -> dict[str, go.Figure | str]:
         ),
         "learning-curves": figures.learning_curves(data.curves, colors, data.metric),
         "depth-profile": figures.depth_profile(data.profiles, colors),
+        "signal-propagation": signal_propagation(data.rows, data.signals, colors, data.metric),
         "lr-weight-decay": figures.lr_weight_decay(data.rows, colors, data.metric),
         "importances": figures.importances(*data.importances),
     }

@@ -44,6 +44,7 @@ SECTIONS = (
     "initializers",
     "learning-curves",
     "depth-profile",
+    "signal-propagation",
     "lr-weight-decay",
     "importances",
 )
@@ -127,6 +128,7 @@ def test_page_is_self_contained_with_every_section(page: str) -> None:
         "values",
         "learning-curves",
         "depth-profile",
+        "signal-propagation",
         "lr-weight-decay",
         "importances",
     }
@@ -214,7 +216,7 @@ def test_study_without_trials_or_optuna_study_still_renders(
         )
     empty = _parse(build_report(run_db, "rows-only"))
     assert empty.sections == list(SECTIONS) and empty.figures == {}
-    assert len(empty.missing) == 6  # the leaderboard and each of the five figures
+    assert len(empty.missing) == 7  # the leaderboard and each of the six figures
     with run_db.session() as session:
         storage.upsert_trial_result(
             session,
@@ -239,6 +241,7 @@ def test_study_without_trials_or_optuna_study_still_renders(
     assert set(one.figures) == {"values", "lr-weight-decay"}
     assert any("Optuna has no study" in m for m in one.missing)
     assert any("No diagnostics" in m for m in one.missing)
+    assert any("signal propagation at initialization was measured" in m for m in one.missing)
     with pytest.raises(storage.StudyNotFoundError):
         build_report(run_db, "no-such-study")
     with pytest.raises(TunerError, match="Optuna has no study"):
@@ -265,7 +268,7 @@ def test_cli_writes_the_page_and_attaches_to_the_dashboard(
     for _ in range(2):  # a second report replaces the plots rather than adding copies
         result = CliRunner().invoke(app, args)
         assert result.exit_code == 0, result.output
-        assert "5 plot(s) and a note attached" in result.output
+        assert "6 plot(s) and a note attached" in result.output
     assert _parse(out.read_text()).sections == list(SECTIONS)
     studies = _dashboard_get(run_db, "/api/studies")["study_summaries"]
     study_id = next(s["study_id"] for s in studies if s["study_name"] == "report-study")
@@ -273,7 +276,14 @@ def test_cli_writes_the_page_and_attaches_to_the_dashboard(
     graphs = {g["id"]: json.loads(g["graph_object"]) for g in detail["plotly_graph_objects"]}
     assert sorted(graphs) == sorted(
         f"tuner-{k}"
-        for k in ("values", "learning-curves", "depth-profile", "lr-weight-decay", "importances")
+        for k in (
+            "values",
+            "learning-curves",
+            "depth-profile",
+            "signal-propagation",
+            "lr-weight-decay",
+            "importances",
+        )
     )
     page_fig = _parse(out.read_text()).figures["depth-profile"]
     assert graphs["tuner-depth-profile"]["data"] == page_fig["data"]
