@@ -80,6 +80,8 @@ def jacobian_spectrum(
 
     Raises :class:`_Skip` with the reason when the model cannot be measured this way.
     """
+    if not x.is_floating_point():
+        raise _Skip(f"the inputs are {x.dtype} (not continuous): no Jacobian to take")
     was_training = model.training
     model.eval()
     try:
@@ -102,7 +104,9 @@ def jacobian_spectrum(
         xs = x[:samples].detach().clone().requires_grad_(True)
         with torch.enable_grad():
             out = _flat_output(model(xs), samples)
-            if not torch.allclose(out[:1].detach(), alone, rtol=1e-3, atol=1e-5):
+            # alone or in a batch, a sample's output is the same up to the kernels' rounding
+            scale = float(alone.abs().max()) if alone.numel() else 0.0
+            if not torch.allclose(out[:1].detach(), alone, rtol=1e-2, atol=1e-3 * scale + 1e-6):
                 raise _Skip("the model's output for a sample depends on the rest of the batch")
             jacobians = torch.empty(samples, outputs, inputs, dtype=xs.dtype, device=xs.device)
             for k in range(outputs):  # row k of every sample's Jacobian in one backward pass

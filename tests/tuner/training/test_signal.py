@@ -107,6 +107,11 @@ def test_every_model_is_measured_or_skipped_with_its_reason() -> None:
     wide = measure_signal(nn.Linear(4, JACOBIAN_MAX_OUTPUTS + 1), _inputs(8, 4))
     assert wide.jacobian_mean_sq is None and "outputs per sample" in (wide.jacobian_skipped or "")
 
+    tokens = measure_signal(
+        nn.Sequential(nn.Embedding(20, 4), nn.Flatten()), torch.ones(8, 3).long()
+    )
+    assert "not continuous" in (tokens.jacobian_skipped or "")
+
     nothing = measure_signal(mlp((16,), 4, [32], "tanh"), None)
     assert nothing.jacobian_skipped == "no calibration batch" and nothing.chi_1 is not None
 
