@@ -95,7 +95,7 @@ def test_trial_and_best(seeded: TestClient) -> None:
     assert seeded.get("/v1/studies/min/best").json()["trial_number"] == 2
     # the list's fast path and the single-row schema agree
     listed = seeded.get("/v1/studies/max/trials", params={"state": "fail"}).json()["items"][0]
-    details = {"n_replicates", "value_std", "manifest", "diagnostics", "replicates"}
+    details = {"n_replicates", "value_std", "manifest", "diagnostics", "signal", "replicates"}
     assert set(trial) - set(listed) == details  # one trial adds its details to the item
     assert listed == {k: v for k, v in trial.items() if k not in details}
 
