@@ -66,7 +66,8 @@ def _flat_output(output: Any, rows: int) -> torch.Tensor:
 def _moments(jacobians: torch.Tensor) -> tuple[float, float]:
     """(sum of the squared singular values, sum of their squares) over the samples."""
     total, squares = 0.0, 0.0
-    for j in jacobians.double():  # one sample's (outputs, inputs) at a time, in float64
+    for sample in jacobians:  # one sample's (outputs, inputs) at a time, in float64
+        j = sample.double()
         gram = j @ j.T if j.shape[0] <= j.shape[1] else j.T @ j
         total += float(torch.diagonal(gram).sum())
         squares += float((gram * gram).sum())  # the trace of gram^2: sum of s^4
