@@ -80,6 +80,24 @@ class LayerSignal(BaseModel):
     grad_std: float
 
 
+class SignalPropagation(BaseModel):
+    """The input-output Jacobian's spectrum and the mean-field figures at t=0 (as a trial's)."""
+
+    jacobian_mean_sq: float | None
+    jacobian_spread: float | None = Field(description="sigma^2_JJT / m_JJT^2")
+    jacobian_samples: int | None
+    jacobian_skipped: str | None
+    depth: int | None
+    sigma_w2: float | None
+    sigma_b2: float | None
+    q_star: float | None
+    chi_1: float | None
+    c_star: float | None
+    chi_c: float | None
+    mean_field_skipped: str | None
+    warning: str | None = Field(description="set when the depth exceeds 6 xi_c")
+
+
 class InitializerCheck(BaseModel):
     label: str
     name: str
@@ -87,6 +105,7 @@ class InitializerCheck(BaseModel):
     layers: list[LayerSignal]
     problems: list[str]
     error: str | None = Field(description="why the signal could not be measured")
+    signal: SignalPropagation | None = None
 
 
 class Preflight(BaseModel):

@@ -79,6 +79,33 @@ class LayerDiagnostics(BaseModel):
     grad_std: float
 
 
+class TrialSignal(BaseModel):
+    """How a signal crosses the model at t=0, from theory; null figures were not measured (the
+    ``*_skipped`` sentence says why)."""
+
+    jacobian_mean_sq: float | None = Field(
+        description="m_JJT: the mean squared singular value of the input-output Jacobian, "
+        "pooled over the calibration samples (Pennington et al. 2017)"
+    )
+    jacobian_spread: float | None = Field(
+        description="sigma^2_JJT / m_JJT^2: their normalized variance (0: dynamical isometry)"
+    )
+    jacobian_samples: int | None = Field(description="calibration samples pooled")
+    jacobian_skipped: str | None
+    depth: int | None = Field(description="Linear layers of the fully connected net")
+    sigma_w2: float | None = Field(description="fan_in Var(W) of the hidden layers, measured")
+    sigma_b2: float | None = Field(description="Var(b) of the hidden layers, measured")
+    q_star: float | None = Field(description="the length map's fixed point (Schoenholz 2017)")
+    chi_1: float | None = Field(description="< 1 ordered, 1 critical, > 1 chaotic")
+    c_star: float | None = Field(description="the correlation map's fixed point")
+    chi_c: float | None = Field(description="the correlation map's slope at c*")
+    xi_c: float | None = Field(
+        description="the depth scale -1/ln(chi_c); null when infinite (chi_c = 1) or unmeasured"
+    )
+    mean_field_skipped: str | None
+    warning: str | None = Field(description="set when the depth exceeds 6 xi_c")
+
+
 class Replicate(BaseModel):
     replicate: int
     init_seed: int
@@ -132,6 +159,7 @@ class TrialDetail(Trial):
         description="seeds, package versions, device, deterministic flags, init per layer"
     )
     diagnostics: list[LayerDiagnostics]
+    signal: TrialSignal | None = Field(description="signal propagation at t=0, if measured")
     replicates: list[Replicate] = Field(description="one per seed when replicates > 1")
     seed_variance: SeedVariance | None = Field(
         None, description="init vs data order vs residual, when replicates: {init, data}"

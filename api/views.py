@@ -1,5 +1,8 @@
 """Storage rows -> response schemas (the one place ORM objects are read for output)."""
 
+import math
+from typing import Any
+
 from fastapi import Request
 from sqlalchemy.orm import Session
 
@@ -10,6 +13,13 @@ from tuner.variance import seed_variance
 
 def trial(row: storage.TrialResult) -> Trial:
     return Trial.model_validate(row)
+
+
+def _signal(data: storage.TrialSignalData | None) -> dict[str, Any] | None:
+    if data is None:
+        return None
+    xi = data.xi_c
+    return {**data.to_json(), "xi_c": None if xi is None or math.isinf(xi) else xi}
 
 
 def trial_detail(session: Session, row: storage.TrialResult) -> TrialDetail:
@@ -23,6 +33,7 @@ def trial_detail(session: Session, row: storage.TrialResult) -> TrialDetail:
             "value_std": row.value_std,
             "manifest": row.manifest_json,
             "diagnostics": [d.to_json() for d in storage.get_layer_diagnostics(*key)],
+            "signal": _signal(storage.get_trial_signal(*key)),
             "replicates": [r.to_json() for r in replicates],
             "seed_variance": None if split is None else split.to_json(),
         }

@@ -44,6 +44,7 @@ from storage._models import (
     TrialReplicate,
     TrialResult,
     TrialRun,
+    TrialSignal,
     WorkerRecord,
 )
 from storage._optuna_tables import (
@@ -83,6 +84,7 @@ from storage._runs import (
     settle_run,
     unsettled_runs,
 )
+from storage._signal import TrialSignalData, get_trial_signal, signal_by_trial
 from storage._studies import (
     create_study_record,
     fail_study,
@@ -127,6 +129,8 @@ __all__ = [
     "TrialResult",
     "TrialResultData",
     "TrialRun",
+    "TrialSignal",
+    "TrialSignalData",
     "WorkerInfo",
     "WorkerRecord",
     "cancel_pending_runs",
@@ -145,6 +149,7 @@ __all__ = [
     "get_study_record",
     "get_trial_replicates",
     "get_trial_result",
+    "get_trial_signal",
     "heartbeat",
     "list_study_records",
     "list_trial_results",
@@ -167,6 +172,7 @@ __all__ = [
     "set_study_spec",
     "set_study_status",
     "settle_run",
+    "signal_by_trial",
     "sqlite_path",
     "stop_worker",
     "summarize_by_initializer",

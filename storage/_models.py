@@ -242,6 +242,33 @@ class TrialReplicate(Base):
     epochs_run: Mapped[int]
 
 
+class TrialSignal(Base):
+    """A trial's signal propagation at t=0: the input-output Jacobian's spectrum, and the
+    mean-field figures of a fully connected tanh/sigmoid net. NULL: not measured (the
+    ``*_skipped`` column says why); ``xi_c`` is +infinity at criticality."""
+
+    __tablename__ = "tuner_trial_signal"
+    __table_args__ = (sa.UniqueConstraint("study_name", "trial_number"), _trial_key())
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_name: Mapped[str] = mapped_column(sa.String(255))
+    trial_number: Mapped[int]
+    jacobian_mean_sq: Mapped[float | None]  # m_JJT: mean squared singular value
+    jacobian_spread: Mapped[float | None]  # sigma^2_JJT / m_JJT^2, pooled over the samples
+    jacobian_samples: Mapped[int | None]
+    jacobian_skipped: Mapped[str | None] = mapped_column(sa.Text)
+    depth: Mapped[int | None]  # Linear layers of the fully connected net
+    sigma_w2: Mapped[float | None]
+    sigma_b2: Mapped[float | None]
+    q_star: Mapped[float | None]
+    chi_1: Mapped[float | None]
+    c_star: Mapped[float | None]
+    chi_c: Mapped[float | None]
+    xi_c: Mapped[float | None]
+    mean_field_skipped: Mapped[str | None] = mapped_column(sa.Text)
+    warning: Mapped[str | None] = mapped_column(sa.Text)
+
+
 class TrialRun(Base):
     """One attempt at a trial: who runs it, its heartbeat, and how it ended.
 

@@ -23,6 +23,7 @@ from storage._details import (
 from storage._errors import translate_errors
 from storage._models import TrialResult
 from storage._runs import lock_study
+from storage._signal import TrialSignalData, as_signal, write_trial_signal
 from storage._studies import study_direction
 
 #: Columns ``list_trial_results(order_by=...)`` accepts.
@@ -41,7 +42,8 @@ ORDERABLE_COLUMNS: tuple[str, ...] = (
     "initializer",
 )
 _KEY_COLUMNS = ("study_name", "trial_number")
-_CHILDREN = ("diagnostics", "replicates")  # fields stored in child tables, not columns
+#: Fields stored in child tables, not columns.
+_CHILDREN = ("diagnostics", "replicates", "signal")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -78,6 +80,7 @@ class TrialResultData:
     value_std: float | None = None
     diagnostics: Sequence[LayerDiagnosticsData] = ()
     replicates: Sequence[ReplicateData] = ()
+    signal: TrialSignalData | None = None  # t=0 signal propagation (``tuner_trial_signal``)
 
     def __post_init__(self) -> None:
         for name in ("started_at", "finished_at"):
@@ -90,6 +93,7 @@ class TrialResultData:
                 object.__setattr__(self, name, None)
         object.__setattr__(self, "diagnostics", tuple(map(as_layer, self.diagnostics)))
         object.__setattr__(self, "replicates", tuple(map(as_replicate, self.replicates)))
+        object.__setattr__(self, "signal", as_signal(self.signal))
 
     def to_row(self) -> dict[str, Any]:
         """The column values of this trial's ``tuner_trial_results`` row."""
@@ -110,6 +114,7 @@ class TrialResultData:
         row["finished_at"] = self.finished_at.isoformat()
         row["diagnostics"] = [d.to_json() for d in self.diagnostics]
         row["replicates"] = [r.to_json() for r in self.replicates]
+        row["signal"] = None if self.signal is None else self.signal.to_json()
         return row
 
     @classmethod
@@ -157,6 +162,8 @@ def upsert_trial_result(session: Session, data: TrialResultData) -> None:
         write_trial_details(
             session, data.study_name, data.trial_number, data.diagnostics, data.replicates
         )
+    if data.signal is not None:
+        write_trial_signal(session, data.study_name, data.trial_number, data.signal)
 
 
 def _upsert_row(session: Session, data: TrialResultData) -> None:

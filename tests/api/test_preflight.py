@@ -42,6 +42,9 @@ def test_preflight_needs_an_admin_token_and_writes_nothing(sqlite_url: str) -> N
     assert normal["label"] == "normal" and normal["params"] == {"std": 1e-4}
     assert len(normal["layers"]) == 9 and normal["layers"][0]["kind"] == "Linear"
     assert normal["problems"][0].startswith("vanishing signal")
+    # the signal propagation beside the layers: a ReLU net's Jacobian, no mean field
+    assert normal["signal"]["jacobian_samples"] == 32 and normal["signal"]["chi_1"] is None
+    assert "ReLU" in normal["signal"]["mean_field_skipped"]
     assert body["problems"] == [f"initializer normal: {normal['problems'][0]}"]
     assert body["pruned"] == ["normal"]
     assert body["pruned_spec"]["search"]["initializer"] == [{"name": "kaiming_normal"}]

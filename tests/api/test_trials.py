@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import optuna
 import pytest
 from fastapi.testclient import TestClient
@@ -9,6 +11,7 @@ from fastapi.testclient import TestClient
 import storage
 from api.schemas import TRIAL_COLUMNS, OrderBy
 from tests.api.api_helpers import add_results, add_study, db_of, result
+from tuner.client import TrialDetail
 
 
 def numbers(page: dict[str, object]) -> list[int]:
@@ -97,6 +100,7 @@ def test_trial_and_best(seeded: TestClient) -> None:
         "value_std",
         "manifest",
         "diagnostics",
+        "signal",
         "replicates",
         "seed_variance",
     }
@@ -311,6 +315,47 @@ def test_a_crossed_trial_splits_its_spread_into_init_data_and_residual(
     assert [g["n_tables"] for g in groups] == [2, 1, 1]
     assert groups[0]["init"]["ss"] == pytest.approx(82) and groups[0]["init"]["df"] == 3
     assert groups[2]["residual"]["ss"] == pytest.approx(0, abs=1e-12)
+
+
+def test_one_trial_carries_its_signal_at_t0(client: TestClient) -> None:
+    """The t=0 signal of a trial; xi_c is infinite at criticality, which JSON writes as null
+    (chi_c 1 tells it from an unmeasured one)."""
+    add_study(client, "sig")
+    critical = storage.TrialSignalData(
+        jacobian_mean_sq=0.9,
+        jacobian_spread=0.02,
+        jacobian_samples=32,
+        depth=30,
+        sigma_w2=1.0,
+        sigma_b2=0.0,
+        q_star=0.0,
+        chi_1=1.0,
+        c_star=1.0,
+        chi_c=1.0,
+    )
+    ordered = storage.TrialSignalData(
+        jacobian_skipped="the Jacobian has 1792 outputs per sample",
+        depth=30,
+        sigma_w2=0.5,
+        sigma_b2=0.0,
+        q_star=0.0,
+        chi_1=0.5,
+        c_star=1.0,
+        chi_c=0.5,
+        warning="signal cannot cross the network: depth 30 > 6 xi_c = 8.66",
+    )
+    add_results(
+        client,
+        [result("sig", 0, signal=critical), result("sig", 1, signal=ordered), result("sig", 2)],
+    )
+    first = client.get("/v1/studies/sig/trials/0").json()["signal"]
+    assert first["jacobian_spread"] == 0.02 and first["chi_1"] == 1.0
+    assert first["xi_c"] is None and first["warning"] is None
+    second = TrialDetail.model_validate(client.get("/v1/studies/sig/trials/1").json())
+    assert second.signal is not None and second.signal.jacobian_mean_sq is None
+    assert second.signal.xi_c == pytest.approx(1 / math.log(2))
+    assert second.signal.warning == ordered.warning
+    assert client.get("/v1/studies/sig/trials/2").json()["signal"] is None
 
 
 @pytest.mark.parametrize(

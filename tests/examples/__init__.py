@@ -63,3 +63,12 @@ def diagnostics(url: str, name: str, number: int) -> list[Any]:
             return list(storage.get_layer_diagnostics(session, name, number))
     finally:
         db.dispose()
+
+
+def signal(url: str, name: str, number: int) -> storage.TrialSignalData | None:
+    db = storage.Database(url)
+    try:
+        with db.session() as session:
+            return storage.get_trial_signal(session, name, number)
+    finally:
+        db.dispose()

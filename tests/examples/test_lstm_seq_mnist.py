@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 import storage
-from tests.examples import diagnostics, require, rows, study
+from tests.examples import diagnostics, require, rows, signal, study
 from tuner.studies import replay_trial, run_study
 
 require("tuner_example_lstm", "lstm_seq_mnist")
@@ -46,6 +46,12 @@ def test_lstm_study_runs_end_to_end_and_initializes_only_the_lstm(tmp_path: Path
                 assert record["params"]["gain"] == 1.0  # torch's default
         (probe,) = diagnostics(url, "lstm-tiny", row.trial_number)
         assert probe.kind == "LSTM" and probe.grad_std > 0 and math.isfinite(probe.act_std)
+        # The LSTM's Jacobian (28 steps x 32 units out, 28 x 28 in) on the calibration rows;
+        # the mean field is of fully connected nets only, and says so.
+        probed = signal(url, "lstm-tiny", row.trial_number)
+        assert probed is not None and probed.jacobian_samples is not None, probed
+        assert probed.jacobian_mean_sq is not None and probed.jacobian_mean_sq > 0
+        assert probed.chi_1 is None and "LSTM" in (probed.mean_field_skipped or "")
 
     orthogonal = next(r for r in found if r.initializer == "orthogonal")
     assert orthogonal.manifest_json is not None

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 import storage
-from tests.examples import diagnostics, require, rows, study
+from tests.examples import diagnostics, require, rows, signal, study
 from tuner.inits import apply_initializer, layer_groups
 from tuner.studies import replay_trial, run_study
 
@@ -54,6 +54,9 @@ def test_residual_study_runs_end_to_end_with_each_identity_option(tmp_path: Path
         assert {r["initializer"] for r in layers} == {"kaiming_normal"}
         probes = diagnostics(url, "residual-tiny", row.trial_number)
         assert len(probes) == 6 and all(p.grad_std > 0 for p in probes)
+        probed = signal(url, "residual-tiny", row.trial_number)  # BatchNorm in eval mode
+        assert probed is not None and probed.jacobian_spread is not None, probed
+        assert "Conv2d" in (probed.mean_field_skipped or "")
 
     zero_last = next(r for r in found if r.params_json["extra"]["residual_init"] == "zero_last")
     db = storage.Database(url)

@@ -30,12 +30,13 @@ TUNER_TABLES = {
     "tuner_trial_results",
     "tuner_layer_diagnostics",
     "tuner_trial_replicates",
+    "tuner_trial_signal",
     "tuner_alembic_version",
 }
 ALEMBIC_INI = MIGRATIONS_DIR.parent / "alembic.ini"
 
 #: The newest migration; every upgrade test expects the tables at it.
-HEAD = "0008"
+HEAD = "0007"
 
 
 def _tables(database: Database) -> set[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -109,11 +110,42 @@ def _init_table(report: PreflightReport) -> Table:
     return table
 
 
+def _xi(xi: float | None) -> str:
+    return "—" if xi is None else "∞" if math.isinf(xi) else f"{xi:.3g}"
+
+
+def _signal_row(c: InitializerCheck) -> list[str]:
+    from tuner.training import DEPTH_FACTOR  # loaded already: the preflight ran
+
+    s = c.signal
+    if s is None:
+        return [c.label, "—", "—", "—", "—", "—", f"[yellow]{c.error or 'not measured'}[/]"]
+    jacobian = "—" if s.jacobian_mean_sq is None else _g(s.jacobian_mean_sq)
+    spread = "—" if s.jacobian_spread is None else f"{s.jacobian_spread:.3g} ({s.jacobian_samples})"
+    notes = [n for n in (s.jacobian_skipped, s.mean_field_skipped) if n]
+    if s.chi_1 is None:
+        return [c.label, jacobian, spread, "—", "—", "—", "[dim]" + "; ".join(notes) + "[/]"]
+    verdict = f"[red]{s.warning}[/]" if s.warning else "[green]ok[/]"
+    depth = f"{s.depth} / {_xi(None if s.xi_c is None else DEPTH_FACTOR * s.xi_c)}"
+    return [c.label, jacobian, spread, _g(s.chi_1), _xi(s.xi_c), depth, verdict]
+
+
+def _signal_table(report: PreflightReport) -> Table:
+    table = Table(title="t=0 signal propagation per initializer (Jacobian; mean field)")
+    for col in ("initializer", "m_JJT", "spread (n)", "chi_1", "xi_c", "depth / 6 xi_c", "note"):
+        table.add_column(col)
+    for check in report.initializers:
+        table.add_row(*_signal_row(check))
+    return table
+
+
 def show_report(report: PreflightReport) -> None:
     console.print(_checks_table(report))
     if report.lr_test.decades:
         console.print(_lr_table(report))
     console.print(_init_table(report))
+    if any(c.signal is not None for c in report.initializers):
+        console.print(_signal_table(report))
     for note in report.notes:
         console.print(f"[dim]note:[/] {note}", highlight=False)
     for problem in report.problems:

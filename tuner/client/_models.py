@@ -64,6 +64,27 @@ class LayerDiagnostics(_Model):
     grad_std: float
 
 
+class TrialSignal(_Model):
+    """How a signal crosses the model at t=0: the input-output Jacobian's spectrum (mean and
+    normalized variance of its squared singular values) and, for a fully connected tanh/sigmoid
+    net, the mean-field figures; ``xi_c`` None when infinite (``chi_c`` 1) or not measured."""
+
+    jacobian_mean_sq: float | None = None
+    jacobian_spread: float | None = None
+    jacobian_samples: int | None = None
+    jacobian_skipped: str | None = None
+    depth: int | None = None
+    sigma_w2: float | None = None
+    sigma_b2: float | None = None
+    q_star: float | None = None
+    chi_1: float | None = None
+    c_star: float | None = None
+    chi_c: float | None = None
+    xi_c: float | None = None
+    mean_field_skipped: str | None = None
+    warning: str | None = None
+
+
 class Replicate(_Model):
     """One seed pair's run of a trial trained with replicates."""
 
@@ -110,6 +131,7 @@ class TrialDetail(Trial):
     value_std: float | None = None
     manifest: dict[str, Any] | None = None
     diagnostics: list[LayerDiagnostics] = Field(default_factory=list)
+    signal: TrialSignal | None = None
     replicates: list[Replicate] = Field(default_factory=list)
     seed_variance: SeedVariance | None = None  # with replicates: {init, data}
 

@@ -28,6 +28,7 @@ from tuner.training import (
     TrialOutcome,
     build_initialized,
     calibration_diagnostics,
+    calibration_signal,
     describe_error,
     device_lost,
     free_memory,
@@ -93,6 +94,7 @@ def _epochs(
                 records=task.records,
             ) | {"population": facts}
             run.outcome["diagnostics"] = calibration_diagnostics(model, data, task)
+            run.outcome["signal"] = calibration_signal(model, data)
         except Exception as exc:
             if is_out_of_memory(exc) or is_device_lost(exc):
                 raise  # the population's, not this member's

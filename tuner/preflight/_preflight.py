@@ -4,7 +4,9 @@ Four checks, all seeded, on the spec's task (:mod:`tuner.preflight._checks` hold
 training ones and their thresholds):
 
 * t=0 diagnostics for every initializer in the spec (searched parameters at the middle of
-  their range), flagging vanishing or exploding signal, dead or saturated units;
+  their range), flagging vanishing or exploding signal, dead or saturated units, and a
+  fully connected tanh/sigmoid net deeper than its mean-field depth scale allows (with the
+  input-output Jacobian's spectrum beside them: ``tuner.training.measure_signal``);
 * overfit one batch: a model that cannot drive one batch's loss near zero is broken (a frozen
   model, no gradient flow, a bug in the forward pass);
 * an lr range test by decades with the task's optimizer: where the loss diverges, and a
@@ -53,9 +55,11 @@ from tuner.tasks import Task, build_task
 from tuner.training import (
     CALIBRATION_ROWS,
     LayerDiagnostics,
+    TrialSignal,
     build_initialized,
     describe_error,
     diagnose,
+    measure_signal,
     resolve_device,
     signal_problems,
     trial_seeds,
@@ -72,6 +76,7 @@ class InitializerCheck:
     layers: list[LayerDiagnostics]
     problems: list[str]
     error: str | None = None  # the measurement itself failed
+    signal: TrialSignal | None = None  # signal propagation: Jacobian spectrum, mean field
     groups: dict[str, str] = field(default_factory=dict)  # layer group: label measured with it
 
     @property
@@ -154,13 +159,16 @@ def _initializer_checks(
         params = _params(spec, label, entry)
         layers: list[LayerDiagnostics] = []
         problems: list[str] = []
-        error = None
+        error, signal = None, None
         try:
             model, _ = build_initialized(task, params, data, device, seed)
+            signal = measure_signal(model, x)
             layers = diagnose(model, x, y, activation=task.activation)
             problems = signal_problems(layers)
         except Exception as exc:  # e.g. a frozen model has no gradient to measure
             error = describe_error(exc)
+        if signal is not None and signal.warning:
+            problems.append(signal.warning)
         checks.append(
             InitializerCheck(
                 label,
@@ -169,6 +177,7 @@ def _initializer_checks(
                 layers,
                 problems,
                 error,
+                signal,
                 {group: choice["label"] for group, choice in params.groups.items()},
             )
         )
@@ -278,7 +287,8 @@ def run_preflight(
     initializers = _initializer_checks(spec, task, device, trial_seeds(spec.seed, 0)[0])
     healthy = [c.label for c in initializers if not (c.flagged or c.error)]
     label = healthy[0] if healthy else "default"
-    entry = dict(label_entries(spec.search.initializer)).get(label, InitializerEntry(name=label))
+    entries = dict(label_entries(spec.search.initializer))
+    entry = entries[label] if label in entries else InitializerEntry(name=label)  # "default"
     overfit, lr_test, generalization = _training_checks(
         task, _params(spec, label, entry), device, spec.seed
     )

@@ -34,6 +34,7 @@ class ReportData:
     #: init seed vs data order vs residual: every trial (None), then each initializer
     seed_variance: list[tuple[str | None, SeedVariance]] = field(default_factory=list)
     trial_seed_variance: dict[int, SeedVariance] = field(default_factory=dict)  # by number
+    signals: dict[int, storage.TrialSignalData] = field(default_factory=dict)  # by trial
 
     @property
     def maximize(self) -> bool:

@@ -15,6 +15,7 @@ import plotly.offline
 import storage
 from tuner.report import _seeds
 from tuner.report._data import ReportData
+from tuner.report._signal import signal_table
 
 #: Sections of the page: element id, heading, the figure it shows (or None), an explanation.
 SECTIONS: tuple[tuple[str, str, str | None, str], ...] = (
@@ -40,6 +41,14 @@ SECTIONS: tuple[tuple[str, str, str | None, str], ...] = (
         "Measured before the first update on a fixed calibration batch (means over each "
         "initializer's trials). Activations or gradients that shrink or grow layer after "
         "layer (Glorot & Bengio 2010, He et al. 2015) mean the network starts badly.",
+    ),
+    (
+        "signal-propagation",
+        "Signal propagation at initialization, from theory",
+        "signal-propagation",
+        "The input-output Jacobian's squared singular values on the calibration batch (their "
+        "spread: Saxe et al. 2014, Pennington et al. 2017) and, for fully connected tanh/sigmoid "
+        "nets, the mean-field chi_1 and depth scale xi_c (Schoenholz et al. 2017).",
     ),
     (
         "lr-weight-decay",
@@ -247,6 +256,13 @@ def _depth_table(profiles: Sequence[storage.DepthProfile]) -> str:
     return _table(head, rows, left=1)
 
 
+def _signal_table(data: ReportData) -> str:
+    rows = signal_table(data.rows, data.signals)
+    head = ["initializer", "trials", "spread", "m_JJT", "chi_1", "xi_c", "deeper than 6 xi_c"]
+    note = '<p class="note">Medians over each initializer\'s measured trials.</p>'
+    return note + _table(head, rows, left=1) if rows else ""
+
+
 def _plot(key: str, fig: go.Figure | str) -> str:
     if not isinstance(fig, go.Figure):
         return f'<p class="missing">{_e(fig)}</p>'
@@ -268,6 +284,7 @@ def render(data: ReportData, figures: Mapping[str, go.Figure | str], *, top: int
         "seed-variance": "".join(
             _table(head, rows, left=left) for head, rows, left in _seeds.seed_tables(data, top)
         ),
+        "signal-propagation": _signal_table(data),
     }
     parts = []
     for section, heading, key, note in SECTIONS:

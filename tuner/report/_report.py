@@ -1,7 +1,8 @@
 """A study's report: one self-contained HTML page, and the same figures in the Optuna dashboard.
 
 The page inlines plotly.js once and embeds each figure as JSON, so it opens offline and
-fetches nothing. Data comes from :mod:`storage` (results rows, t=0 diagnostics) and from
+fetches nothing. Data comes from :mod:`storage` (results rows, t=0 diagnostics and signal
+propagation) and from
 Optuna's storage (per-epoch values, parameter importances).
 """
 
@@ -20,6 +21,7 @@ from tuner.report import _figures as figures
 from tuner.report._data import Importances, ReportData
 from tuner.report._html import complete_values, markdown_note, render
 from tuner.report._seeds import MISSING as NO_SEED_DESIGN
+from tuner.report._signal import signal_propagation
 from tuner.variance import by_initializer, seed_variance
 
 log = logging.getLogger(__name__)
@@ -32,6 +34,7 @@ FIGURES = (
     "seed-variance",
     "learning-curves",
     "depth-profile",
+    "signal-propagation",
     "lr-weight-decay",
     "importances",
 )
@@ -97,6 +100,7 @@ def collect_report(db: storage.Database, study_name: str) -> ReportData:
         live = storage.count_runs_by_state(session, study_name)
         profiles = storage.diagnostics_by_initializer(session, study_name)
         replicated = storage.replicates_by_trial(session, study_name)
+        signals = storage.signal_by_trial(session, study_name)
     return ReportData(
         study=record.name,
         metric=record.metric,
@@ -113,6 +117,7 @@ def collect_report(db: storage.Database, study_name: str) -> ReportData:
         generated_at=datetime.datetime.now(datetime.UTC),
         seed_variance=by_initializer((init, reps) for _, init, reps in replicated),
         trial_seed_variance={n: v for n, _, reps in replicated if (v := seed_variance(reps))},
+        signals=signals,
     )
 
 
@@ -127,6 +132,7 @@ def make_figures(data: ReportData) -> dict[str, go.Figure | str]:
         "seed-variance": figures.seed_variance(data.seed_variance, NO_SEED_DESIGN),
         "learning-curves": figures.learning_curves(data.curves, colors, data.metric),
         "depth-profile": figures.depth_profile(data.profiles, colors),
+        "signal-propagation": signal_propagation(data.rows, data.signals, colors, data.metric),
         "lr-weight-decay": figures.lr_weight_decay(data.rows, colors, data.metric),
         "importances": figures.importances(*data.importances),
     }

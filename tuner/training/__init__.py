@@ -34,6 +34,7 @@ from tuner.training._loop import (
     train,
     train_replicates,
 )
+from tuner.training._meanfield import DEPTH_FACTOR, MeanField, mean_field
 from tuner.training._numerics import (
     FLAGS,
     deterministic_kernels,
@@ -43,12 +44,14 @@ from tuner.training._numerics import (
     precision_in_effect,
 )
 from tuner.training._seeds import replicate_seeds, trial_seeds
+from tuner.training._signal import JACOBIAN_SAMPLES, TrialSignal, measure_signal
 from tuner.training._trial import (
     CALIBRATION_ROWS,
     GLOBAL_RNG,
     TrialOutcome,
     build_initialized,
     calibration_diagnostics,
+    calibration_signal,
     initialize,
     intra_op_threads,
     manifest,
@@ -58,22 +61,27 @@ from tuner.training._trial import (
 
 __all__ = [
     "CALIBRATION_ROWS",
+    "DEPTH_FACTOR",
     "EVAL_CHUNK",
     "FLAGS",
     "GLOBAL_RNG",
+    "JACOBIAN_SAMPLES",
     "EarlyStopping",
     "EpochHook",
     "EpochStats",
     "FunctionTrial",
     "LayerDiagnostics",
+    "MeanField",
     "ReplicateResult",
     "StopReason",
     "TrainConfig",
     "TrainResult",
     "TrialOutcome",
+    "TrialSignal",
     "activation_of",
     "build_initialized",
     "calibration_diagnostics",
+    "calibration_signal",
     "clip_gradients",
     "describe_error",
     "deterministic_kernels",
@@ -94,6 +102,8 @@ __all__ = [
     "make_optimizer",
     "make_scheduler",
     "manifest",
+    "mean_field",
+    "measure_signal",
     "model_knobs",
     "on_device",
     "package_versions",

@@ -42,6 +42,7 @@ from tuner.training._loop import (
     make_scheduler,
 )
 from tuner.training._mup import mup_rescale, task_records
+from tuner.training._signal import TrialSignal, measure_signal
 from tuner.training._trial import (
     GLOBAL_RNG,
     TrialOutcome,
@@ -80,6 +81,7 @@ class FunctionTrial:
         self.stop_reason: StopReason | None = None
         self.layers: list[LayerRecord] = []
         self.diagnostics: list[LayerDiagnostics] = []
+        self.signal: TrialSignal | None = None
         self.initialized = False
         self.records: dict[str, Any] = dict(task.records)  # the manifest's task entries
 
@@ -108,6 +110,7 @@ class FunctionTrial:
             mup_rescale(model, self.layers)  # a model with base shapes: muP's rescaling
         self.records = task_records(self._task, model, self._config, self.layers)
         self.initialized = True
+        self.signal = measure_signal(model, x)  # the module given, as the diagnostics
         if x is not None and y is not None:
             try:
                 activation = activation_of(self._task, self._trial)
@@ -220,6 +223,7 @@ def train_function_trial(
         device=str(device),
         seeds={"init": ctx.init_seed, "data": ctx.data_seed},
         diagnostics=ctx.diagnostics,
+        signal=ctx.signal,
         manifest=recorded,
         **outcome,
     )

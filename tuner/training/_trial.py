@@ -44,6 +44,7 @@ from tuner.training._loop import (
 from tuner.training._mup import mup_rescale, task_records
 from tuner.training._numerics import precision_in_effect
 from tuner.training._seeds import replicate_seeds
+from tuner.training._signal import TrialSignal, measure_signal
 
 TrialState = Literal["complete", "pruned", "fail"]
 CALIBRATION_ROWS = 256  # the fixed batch for LSUV and the t=0 diagnostics: the first train rows
@@ -114,6 +115,7 @@ class TrialOutcome:
     history: list[EpochStats] = field(default_factory=list)
     error: str | None = None
     diagnostics: list[LayerDiagnostics] = field(default_factory=list)
+    signal: TrialSignal | None = None  # signal propagation at t=0 (:mod:`_signal`)
     manifest: dict[str, Any] = field(default_factory=dict)
     replicates: list[ReplicateData] = field(default_factory=list)  # one per seed, when k > 1
     value_std: float | None = None  # across replicates
@@ -211,6 +213,11 @@ def calibration_diagnostics(
         return []
 
 
+def calibration_signal(model: torch.nn.Module, data: DataSplit) -> TrialSignal:
+    """The signal propagation of ``model`` at t=0 on the calibration batch (never raises)."""
+    return measure_signal(model, data.x_train[:CALIBRATION_ROWS])
+
+
 def _replicate_rows(
     seeds: list[dict[str, int]], results: list[ReplicateResult]
 ) -> list[ReplicateData]:
@@ -254,6 +261,7 @@ def _train_into(
     )
     activation = activation_of(task, params)
     outcome["diagnostics"] = calibration_diagnostics(built[0][0], data, task, activation)
+    outcome["signal"] = calibration_signal(built[0][0], data)
     result, per_seed = train_replicates(
         [model for model, _ in built],
         data,
@@ -289,7 +297,8 @@ def train_model_trial(
     attempt's number, so it re-runs the same computation. With ``replicates`` k > 1 the
     configuration trains under k seed pairs in lockstep and is judged on their mean; a
     :class:`~tuner.spec.SeedDesign` crosses its init seeds with its data-order seeds.
-    Before the first update the first replicate's signal is measured (:mod:`_diagnostics`).
+    Before the first update the first replicate's signal is measured (:mod:`_diagnostics`,
+    :mod:`_signal`).
     ``seeds`` (a manifest's, for a replay) replaces the derived seeds and ``replicates``.
     """
     root = number if seed_number is None else seed_number

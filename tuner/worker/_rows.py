@@ -56,6 +56,7 @@ def result_row(study_name: str, outcome: TrialOutcome, worker: str) -> storage.T
         value_std=outcome.value_std,
         diagnostics=outcome.diagnostics,
         replicates=outcome.replicates,
+        signal=outcome.signal,
     )
 
 

@@ -69,6 +69,32 @@ def test_prune_inits_writes_a_runnable_spec_without_the_flagged_initializer(
     assert [e.name for e in load_spec(pruned).search.initializer] == ["kaiming_normal"]
 
 
+def test_the_signal_table_shows_the_jacobian_and_the_mean_field(tmp_path: Path) -> None:
+    ordered = {"name": "variance_scaling", "scale": 0.5, "distribution": "untruncated_normal"}
+    spec = write(
+        tmp_path,
+        "tanh.yaml",
+        {
+            "name": "tanh",
+            "task": {
+                "model": "mlp",
+                "hidden": [32] * 11,
+                "activation": "tanh",
+                "dataset": "digits",
+            },
+            "search": {"initializer": [ordered, {"name": "orthogonal", "gain": 1.0}]},
+        },
+    )
+    result = CliRunner().invoke(app, ["check", str(spec)], env={"COLUMNS": "250"})
+    assert result.exit_code == 1, result.output
+    assert "t=0 signal propagation per initializer" in result.output
+    assert "problem: initializer variance_scaling: signal cannot cross the network" in result.output
+    table = result.output.split("t=0 signal propagation per initializer")[1]
+    orthogonal = next(line for line in table.splitlines() if "│ orthogonal" in line)
+    # square orthogonal hidden layers, gain 1: sigma_w^2 = chi_1 = 1 (critical), no warning
+    assert "│ 1 " in orthogonal and "│ 12 / " in orthogonal and "ok" in orthogonal
+
+
 def test_output_needs_prune_inits(tmp_path: Path) -> None:
     spec = write(tmp_path, "s.yaml", {"name": "s"})
     result = CliRunner().invoke(app, ["check", str(spec), "-o", str(tmp_path / "out.yaml")])

@@ -127,6 +127,7 @@ def _same_outcome(pop: TrialOutcome, single: TrialOutcome) -> None:
     assert pop.error == single.error
     _close(pop.history, single.history)
     assert pop.diagnostics == single.diagnostics  # measured on the same model before training
+    assert pop.signal == single.signal  # the same t=0 signal propagation (or None, both)
 
 
 @pytest.mark.parametrize(
@@ -168,6 +169,8 @@ def test_a_population_reproduces_single_runs_member_by_member(
             "fast": False,
             "matmuls": "float32",
         }
+    # Every member's t=0 signal was measured on its own model, before it joined the stack.
+    assert all(p.signal is not None and p.signal.jacobian_spread is not None for p in pops)
     diverged = next(p for p in pops if p.stop_reason == "diverged")
     assert not torch.isfinite(torch.tensor(diverged.history[-1].train_loss))
 

@@ -145,3 +145,38 @@ def test_layer_groups_are_measured_with_their_first_choice() -> None:
     (check,) = run_preflight(grouped).initializers
     assert check.groups == {"output": "zeros"}
     assert check.layers[-1].weight_std == 0.0 and check.layers[0].weight_std > 0
+
+
+def _variance_scaling(scale: float) -> dict[str, Any]:
+    return {
+        "name": "variance_scaling",
+        "scale": scale,
+        "mode": "fan_in",
+        "distribution": "untruncated_normal",
+    }
+
+
+def test_a_tanh_net_deeper_than_its_depth_scale_is_flagged_and_pruned() -> None:
+    """sigma_w^2 0.5 is ordered (xi_c = 1.44): 12 layers are more than 6 xi_c = 8.7; the
+    critical sigma_w^2 1 is not flagged. The two entries share a name, so their labels carry
+    their parameters, and the healthy one is the training checks' reference."""
+    deep = spec(
+        {"model": "mlp", "hidden": [32] * 11, "activation": "tanh", "dataset": "digits"},
+        initializer=[_variance_scaling(0.5), _variance_scaling(1.0)],
+        sampler="random",
+    )
+    report = run_preflight(deep, prune_inits=True)
+    ordered, critical = report.initializers
+    assert ordered.signal is not None and critical.signal is not None
+    assert ordered.signal.depth == 12 and ordered.signal.chi_1 == pytest.approx(0.5, rel=0.1)
+    warning = ordered.signal.warning
+    assert warning is not None and warning.startswith(
+        "signal cannot cross the network: depth 12 > 6 xi_c"
+    )
+    assert f"initializer {ordered.label}: {warning}" in report.problems
+    assert critical.signal.warning is None and not critical.flagged
+    assert critical.signal.chi_1 == pytest.approx(1.0, rel=0.1)
+    assert critical.signal.jacobian_samples == 32 and critical.signal.jacobian_spread is not None
+    assert report.reference_initializer == critical.label
+    assert report.pruned == [ordered.label]
+    assert strict_json(report)["initializers"][0]["signal"]["warning"] == warning

@@ -47,6 +47,7 @@ SECTIONS = (
     "seed-variance",
     "learning-curves",
     "depth-profile",
+    "signal-propagation",
     "lr-weight-decay",
     "importances",
 )
@@ -131,6 +132,7 @@ def test_page_is_self_contained_with_every_section(page: str) -> None:
         "seed-variance",
         "learning-curves",
         "depth-profile",
+        "signal-propagation",
         "lr-weight-decay",
         "importances",
     }
@@ -274,6 +276,7 @@ def test_study_without_trials_or_optuna_study_still_renders(
     assert set(one.figures) == {"values", "lr-weight-decay"}
     assert any("Optuna has no study" in m for m in one.missing)
     assert any("No diagnostics" in m for m in one.missing)
+    assert any("signal propagation at initialization was measured" in m for m in one.missing)
     with pytest.raises(storage.StudyNotFoundError):
         build_report(run_db, "no-such-study")
     with pytest.raises(TunerError, match="Optuna has no study"):
@@ -313,6 +316,7 @@ def test_cli_writes_the_page_and_attaches_to_the_dashboard(
             "seed-variance",
             "learning-curves",
             "depth-profile",
+            "signal-propagation",
             "lr-weight-decay",
             "importances",
         )

@@ -86,6 +86,7 @@ def test_a_training_function_runs_end_to_end_and_lands_like_any_trial(database_u
     try:
         with db.session() as session:
             diagnostics = storage.get_layer_diagnostics(session, "own-e2e", rows[0].trial_number)
+            signal = storage.get_trial_signal(session, "own-e2e", rows[0].trial_number)
         study = optuna.load_study(study_name="own-e2e", storage=db.optuna_storage())
         trial = study.trials[0]
         assert set(trial.params) >= {"initializer", "lr", "width", "dropout"}
@@ -94,6 +95,11 @@ def test_a_training_function_runs_end_to_end_and_lands_like_any_trial(database_u
         db.dispose()
     assert [d.name for d in diagnostics] == ["0", "3"]
     assert all(d.grad_std > 0 for d in diagnostics)
+    # The signal at t=0 of the model given to ctx.init: its Jacobian on 32 calibration rows;
+    # no mean field for a ReLU net, and the reason is kept.
+    assert signal is not None and signal.jacobian_samples == 32
+    assert signal.jacobian_mean_sq is not None and signal.jacobian_mean_sq > 0
+    assert signal.chi_1 is None and "ReLU" in (signal.mean_field_skipped or "")
 
 
 def test_extra_dimensions_are_queryable_in_plain_sql(database_url: str) -> None:
