@@ -250,7 +250,7 @@ def test_study_without_trials_or_optuna_study_still_renders(
         )
     empty = _parse(build_report(run_db, "rows-only"))
     assert empty.sections == list(SECTIONS) and empty.figures == {}
-    assert len(empty.missing) == 7  # the leaderboard and each of the six figures
+    assert len(empty.missing) == 8  # the leaderboard and each of the seven figures
     assert any("No complete trial has a crossed seed design" in m for m in empty.missing)
     with run_db.session() as session:
         storage.upsert_trial_result(
@@ -303,7 +303,7 @@ def test_cli_writes_the_page_and_attaches_to_the_dashboard(
     for _ in range(2):  # a second report replaces the plots rather than adding copies
         result = CliRunner().invoke(app, args)
         assert result.exit_code == 0, result.output
-        assert "6 plot(s) and a note attached" in result.output
+        assert "7 plot(s) and a note attached" in result.output
     assert _parse(out.read_text()).sections == list(SECTIONS)
     studies = _dashboard_get(run_db, "/api/studies")["study_summaries"]
     study_id = next(s["study_id"] for s in studies if s["study_name"] == "report-study")
