@@ -49,16 +49,13 @@ from tuner.spec._search import (
 from tuner.spec._study import (
     METRICS,
     Budget,
-    BuiltinTask,
-    PluginTask,
     StudySpec,
-    TaskSpec,
-    TransferSource,
     load_spec,
     parse_spec,
     read_definition,
     with_overrides,
 )
+from tuner.spec._task import BuiltinTask, PluginTask, TaskSpec, TransferSource
 
 __all__ = [
     "ACTIVATIONS",

@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-import tuner.spec._study
+import tuner.spec._task
 import tuner.tasks._tasks
 from tuner.errors import TaskError
 from tuner.spec import parse_spec
@@ -45,7 +45,7 @@ class _Entry:
 @pytest.fixture
 def narrow_head(monkeypatch: pytest.MonkeyPatch) -> None:
     installed = {"narrow-head": _Entry()}
-    monkeypatch.setattr(tuner.spec._study, "installed_plugins", lambda: installed)
+    monkeypatch.setattr(tuner.spec._task, "installed_plugins", lambda: installed)
     monkeypatch.setattr(tuner.tasks._tasks, "installed_plugins", lambda: installed)
 
 
