@@ -2,9 +2,9 @@
 
 import functools
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Self
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 import storage
@@ -49,6 +49,22 @@ class Settings(BaseSettings):
         le=64,
         description="threads per process serving GET /v1/studies/{name}/trials (the hot path)",
     )
+    db_connections: int = Field(
+        10,
+        ge=2,
+        le=1000,
+        description="PostgreSQL connections an API process holds at most (Optuna's storage and "
+        "the dashboard included); more than trials_threads, which keep one each",
+    )
+
+    @model_validator(mode="after")
+    def _room_for_pages(self) -> Self:
+        if self.db_connections <= self.trials_threads:
+            raise ValueError(
+                f"TUNER_DB_CONNECTIONS ({self.db_connections}) must exceed "
+                f"TUNER_TRIALS_THREADS ({self.trials_threads}): each page thread keeps one"
+            )
+        return self
 
     @field_validator("api_tokens")
     @classmethod

@@ -44,11 +44,11 @@ def worker(
 
     import storage
     from tuner.cli._progress import LogObserver
-    from tuner.worker import Worker, WorkerConfig
+    from tuner.worker import Worker, WorkerConfig, worker_database
 
     if exit_when_idle and not study:
         raise typer.BadParameter("--exit-when-idle needs --study", param_hint="--exit-when-idle")
-    db = storage.Database(storage.resolve_database_url(database_url))
+    db = worker_database(storage.resolve_database_url(database_url), slots)
     db.upgrade()
     config = WorkerConfig(
         device=device,

@@ -18,7 +18,7 @@ from optuna.trial import FrozenTrial
 
 import storage
 from tuner.training import TrialOutcome
-from tuner.worker._asking import tell_in_session
+from tuner.worker._asking import tell_in_session, trial_ending
 from tuner.worker._assembly import Job
 from tuner.worker._leases import Leases
 from tuner.worker._observer import RunObserver
@@ -51,6 +51,7 @@ def record_outcome(
         row = dataclasses.replace(row, error=f"{row.error} (retrying)")
     state = "retried" if retry else "cancelled" if outcome.stop_reason == "cancelled" else "done"
     trial = reporter.trial
+    ending = trial_ending(study, trial, outcome, reporter)  # the sampler told, outside it
     # One transaction: the row, Optuna's end of the trial (with the epochs not yet written)
     # and the run's end commit together, or none of them (a crash leaves the run running;
     # the reaper then fails the trial and retries it). The row comes first: it takes the
@@ -61,7 +62,7 @@ def record_outcome(
         if not storage.finish_run(session, claim.run_id, state):
             session.rollback()
             return None  # declared lost meanwhile: the reaper records and retries it
-        finished = tell_in_session(session, study, trial, outcome, reporter)
+        finished = tell_in_session(session, ending, reporter)
         if finished is None:
             session.rollback()
             log.warning("trial %s was taken over before it was recorded", trial.number)
