@@ -109,6 +109,9 @@ class Worker:
         Raises :class:`DeviceLost` (after handing back every run it held) when the device
         failed under a trial: the process should exit, a new one gets a fresh device context.
         """
+        # Optuna checks its schema on a connection of its own: before the slots and the
+        # heartbeat hold theirs, so the process stays within its connections.
+        self.db.optuna_storage()
         with self.db.session() as session:
             storage.register_worker(
                 session,
