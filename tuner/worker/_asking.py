@@ -35,7 +35,7 @@ import storage
 from tuner.search import TrialParams, suggest
 from tuner.spec import StudySpec
 from tuner.training import TrialOutcome
-from tuner.worker._reporting import AskedTrial, EpochReporter, Snapshot
+from tuner.worker._reporting import AskedTrial, EpochReporter, SamplerView, Snapshot
 from tuner.worker._rows import PARAMS_ATTR
 
 _RELATIVE_OPTIONS = ("multivariate", "group", "constant_liar")
@@ -51,7 +51,9 @@ def asks_in_memory(spec: StudySpec) -> bool:
 class _InMemoryTrial:
     """Collects a define-by-run configuration from the sampler, writing nothing."""
 
-    def __init__(self, snapshot: Snapshot, sampler: optuna.samplers.BaseSampler) -> None:
+    def __init__(
+        self, snapshot: Snapshot | SamplerView, sampler: optuna.samplers.BaseSampler
+    ) -> None:
         self.snapshot, self.sampler = snapshot, sampler
         self.params: dict[str, Any] = {}
         self.distributions: dict[str, BaseDistribution] = {}
@@ -132,8 +134,9 @@ def ask_in_memory(
     meta: dict[str, Any],
     run_id: int,
 ) -> tuple[AskedTrial, TrialParams]:
-    """Sample the configuration against the snapshot, then create the trial at once."""
-    trial = _InMemoryTrial(snapshot, study.sampler)
+    """Sample the configuration against the snapshot (the sampler's window of it), then
+    create the trial at once."""
+    trial = _InMemoryTrial(snapshot.for_sampler(spec.sampler.history), study.sampler)
     params = suggest(trial, spec.search)  # type: ignore[arg-type]
     attrs = {PARAMS_ATTR: {**meta, "params": params.to_json()}}
     asked = create_trial(db, study_id, trial.params, trial.distributions, attrs, run_id)

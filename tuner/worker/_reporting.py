@@ -24,6 +24,8 @@ from optuna.distributions import BaseDistribution
 from optuna.trial import FrozenTrial, TrialState
 
 import storage
+from tuner.search import history_window
+from tuner.spec import SamplerHistory
 from tuner.worker._outage import is_outage
 
 log = logging.getLogger("tuner.worker")
@@ -46,17 +48,24 @@ class Snapshot:
         self._study = study
         self._trials: list[FrozenTrial] = []
         self._at = -float("inf")
+        self.version = 0  # changes whenever the trials do
 
     def refresh(self, older_than: float = 0.0) -> None:
         """Re-read the trials if the copy is older than ``older_than`` seconds."""
         if time.monotonic() - self._at >= older_than:
             self._trials = self._study.get_trials(deepcopy=False)
             self._at = time.monotonic()
+            self.version += 1
 
     def record(self, trial: FrozenTrial) -> None:
         """Put a trial we just finished in the copy, as the next refresh will read it: the
         pruner and sampler see it at once, without a read of the study."""
         self._trials = [t for t in self._trials if t.number != trial.number] + [trial]
+        self.version += 1
+
+    def for_sampler(self, history: SamplerHistory | None) -> Snapshot | SamplerView:
+        """What a sampler reads: the trials in ``history``'s window (None: all of them)."""
+        return self if history is None else SamplerView(self, history)
 
     def get_trials(
         self, deepcopy: bool = True, states: Sequence[TrialState] | None = None
@@ -77,6 +86,46 @@ class Snapshot:
 
     def __getattr__(self, name: str) -> Any:  # direction, study_name, ... from the study
         return getattr(self._study, name)
+
+
+class SamplerView:
+    """A snapshot as a sampler sees it: per state filter, the trials of ``history``'s window
+    (:func:`tuner.search.history_window`), worked out once per version of the snapshot."""
+
+    def __init__(self, snapshot: Snapshot, history: SamplerHistory) -> None:
+        self._snapshot, self._history = snapshot, history
+        self._windows: dict[tuple[TrialState, ...] | None, tuple[int, list[FrozenTrial]]] = {}
+
+    def _get_trials(
+        self,
+        deepcopy: bool = True,
+        states: Sequence[TrialState] | None = None,
+        use_cache: bool = False,
+    ) -> list[FrozenTrial]:  # what samplers read (TPE)
+        key = None if states is None else tuple(states)
+        kept = self._windows.get(key)
+        if kept is None or kept[0] != self._snapshot.version:
+            trials = self._snapshot.get_trials(states=states)
+            window = history_window(
+                trials,
+                self._snapshot.direction,
+                best=self._history.best,
+                recent=self._history.recent,
+            )
+            kept = self._windows[key] = (self._snapshot.version, window)
+        return kept[1]
+
+    def get_trials(
+        self, deepcopy: bool = True, states: Sequence[TrialState] | None = None
+    ) -> list[FrozenTrial]:
+        return self._get_trials(deepcopy, states)
+
+    @property
+    def trials(self) -> list[FrozenTrial]:
+        return self.get_trials()
+
+    def __getattr__(self, name: str) -> Any:  # direction, study_name, ... from the study
+        return getattr(self._snapshot, name)
 
 
 class EpochReporter:
