@@ -10,9 +10,9 @@ near-best and the recent trials (which TPE weighs most anyway).
 
 from __future__ import annotations
 
-import heapq
 from collections.abc import Sequence
 
+import numpy as np
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
@@ -20,28 +20,22 @@ from optuna.trial import FrozenTrial, TrialState
 def history_window(
     trials: Sequence[FrozenTrial], direction: StudyDirection, *, best: int, recent: int
 ) -> list[FrozenTrial]:
-    """At most ``best + recent`` of ``trials`` (in number order, as Optuna lists them): the
-    ``best`` best complete ones (ties: the earlier first), then the most recent others.
-    ``trials`` itself (a copy) when it holds no more than that."""
+    """At most ``best + recent`` of ``trials``, in their order: the ``best`` best complete
+    ones (ties: the lower number first), then the others with the highest numbers. All of
+    ``trials`` (a copy) when they are no more than that."""
     if len(trials) <= best + recent:
         return list(trials)
-    complete = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
-    if direction == StudyDirection.MAXIMIZE:
-        top = heapq.nsmallest(best, complete, key=lambda t: (-_value(t), t.number))
-    else:
-        top = heapq.nsmallest(best, complete, key=lambda t: (_value(t), t.number))
-    chosen = {t.number for t in top}
+    complete = [i for i, t in enumerate(trials) if t.state is TrialState.COMPLETE]
+    values = np.array([trials[i].value for i in complete], dtype=float)
+    numbers = np.fromiter((t.number for t in trials), dtype=np.int64, count=len(trials))
+    sign = -1.0 if direction == StudyDirection.MAXIMIZE else 1.0
+    ranked = np.lexsort((numbers[complete], sign * values))  # by value, then number
+    chosen = {complete[j] for j in ranked[:best].tolist()}
     room = best + recent - len(chosen)
-    for trial in reversed(trials):
+    for i in np.argsort(-numbers, kind="stable").tolist():  # the most recent first
         if room <= 0:
             break
-        if trial.number not in chosen:
-            chosen.add(trial.number)
+        if i not in chosen:
+            chosen.add(i)
             room -= 1
-    return [t for t in trials if t.number in chosen]
-
-
-def _value(trial: FrozenTrial) -> float:
-    value = trial.value
-    assert value is not None
-    return value
+    return [trials[i] for i in sorted(chosen)]

@@ -17,7 +17,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 import optuna
 from optuna.distributions import BaseDistribution
@@ -63,9 +63,9 @@ class Snapshot:
         self._trials = [t for t in self._trials if t.number != trial.number] + [trial]
         self.version += 1
 
-    def for_sampler(self, history: SamplerHistory | None) -> Snapshot | SamplerView:
-        """What a sampler reads: the trials in ``history``'s window (None: all of them)."""
-        return self if history is None else SamplerView(self, history)
+    def for_sampler(self, history: SamplerHistory | Literal["all"]) -> Snapshot | SamplerView:
+        """What a sampler reads: the trials in ``history``'s window, or all of them."""
+        return self if history == "all" else SamplerView(self, history)
 
     def get_trials(
         self, deepcopy: bool = True, states: Sequence[TrialState] | None = None
@@ -89,12 +89,17 @@ class Snapshot:
 
 
 class SamplerView:
-    """A snapshot as a sampler sees it: per state filter, the trials of ``history``'s window
-    (:func:`tuner.search.history_window`), worked out once per version of the snapshot."""
+    """A snapshot as a sampler sees it: the trials it may learn from (complete, pruned,
+    running) in ``history``'s window (:func:`tuner.search.history_window`), worked out once
+    per version of the snapshot; failed and waiting trials, which no sampler learns from,
+    are left out of the count."""
+
+    _LEARNED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
 
     def __init__(self, snapshot: Snapshot, history: SamplerHistory) -> None:
         self._snapshot, self._history = snapshot, history
-        self._windows: dict[tuple[TrialState, ...] | None, tuple[int, list[FrozenTrial]]] = {}
+        self._version = -1
+        self._by_states: dict[tuple[TrialState, ...] | None, list[FrozenTrial]] = {}
 
     def _get_trials(
         self,
@@ -102,18 +107,19 @@ class SamplerView:
         states: Sequence[TrialState] | None = None,
         use_cache: bool = False,
     ) -> list[FrozenTrial]:  # what samplers read (TPE)
-        key = None if states is None else tuple(states)
-        kept = self._windows.get(key)
-        if kept is None or kept[0] != self._snapshot.version:
-            trials = self._snapshot.get_trials(states=states)
+        if self._version != self._snapshot.version:
             window = history_window(
-                trials,
+                self._snapshot.get_trials(states=self._LEARNED),
                 self._snapshot.direction,
                 best=self._history.best,
                 recent=self._history.recent,
             )
-            kept = self._windows[key] = (self._snapshot.version, window)
-        return kept[1]
+            self._version, self._by_states = self._snapshot.version, {None: window}
+        key = None if states is None else tuple(states)
+        if key not in self._by_states:
+            wanted = set(key or ())
+            self._by_states[key] = [t for t in self._by_states[None] if t.state in wanted]
+        return self._by_states[key]
 
     def get_trials(
         self, deepcopy: bool = True, states: Sequence[TrialState] | None = None

@@ -4,7 +4,7 @@ seed, the same as the whole history while it fits, and up to date after every tr
 from __future__ import annotations
 
 import random
-from typing import Any
+from typing import Any, Literal
 
 import optuna
 from optuna.distributions import CategoricalDistribution, FloatDistribution
@@ -45,7 +45,9 @@ def _study(n: int) -> optuna.Study:
     return study
 
 
-def _ask(snapshot: Snapshot, history: SamplerHistory | None, seed: int = 7) -> TrialParams:
+def _ask(
+    snapshot: Snapshot, history: SamplerHistory | Literal["all"], seed: int = 7
+) -> TrialParams:
     sampler = optuna.samplers.TPESampler(seed=seed)
     trial: Any = _InMemoryTrial(snapshot.for_sampler(history), sampler)
     return suggest(trial, SEARCH)
@@ -54,7 +56,7 @@ def _ask(snapshot: Snapshot, history: SamplerHistory | None, seed: int = 7) -> T
 def test_while_the_history_fits_the_window_changes_nothing() -> None:
     snapshot = Snapshot(_study(60))  # 60 <= 30 + 40
     snapshot.refresh()
-    assert _ask(snapshot, WINDOW) == _ask(snapshot, None)
+    assert _ask(snapshot, WINDOW) == _ask(snapshot, "all")
 
 
 def test_asking_through_the_window_is_deterministic_given_the_seed() -> None:
