@@ -42,7 +42,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         db = storage.Database(
-            settings.database_url, connections=settings.db_connections, role=API_ROLE
+            settings.database_url, connections=settings.connections, role=API_ROLE
         )
         migrated = threading.Event()
 
