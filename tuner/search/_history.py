@@ -1,7 +1,8 @@
 """The finished trials a sampler learns from: the best, then the most recent.
 
-TPE reads every trial of the study at each parameter it samples (a Python loop per trial:
-about 40 ms an ask at 1,000 trials, 400 ms at 10,000). :func:`history_window` keeps what
+TPE reads every trial of the study at each parameter it samples (Python loops over them: on
+the 2-core development machine an ask of five parameters took 16 ms at 1,000 trials, 190 ms
+at 10,000). :func:`history_window` keeps what
 it learns from to a fixed size: the ``best`` best complete trials, always, then the most
 recent others. TPE takes at most 25 trials as its good set, all of them from the best: with
 ``best >= 25`` that model is the one the whole history gives; the rest it models from the

@@ -49,6 +49,7 @@ class Snapshot:
         self._trials: list[FrozenTrial] = []
         self._at = -float("inf")
         self.version = 0  # changes whenever the trials do
+        self._views: dict[SamplerHistory, SamplerView] = {}
 
     def refresh(self, older_than: float = 0.0) -> None:
         """Re-read the trials if the copy is older than ``older_than`` seconds."""
@@ -64,8 +65,13 @@ class Snapshot:
         self.version += 1
 
     def for_sampler(self, history: SamplerHistory | Literal["all"]) -> Snapshot | SamplerView:
-        """What a sampler reads: the trials in ``history``'s window, or all of them."""
-        return self if history == "all" else SamplerView(self, history)
+        """What a sampler reads: the trials in ``history``'s window, or all of them (one
+        view per window, kept: a population's asks share its work)."""
+        if history == "all":
+            return self
+        if history not in self._views:
+            self._views[history] = SamplerView(self, history)
+        return self._views[history]
 
     def get_trials(
         self, deepcopy: bool = True, states: Sequence[TrialState] | None = None

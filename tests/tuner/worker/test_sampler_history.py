@@ -65,6 +65,7 @@ def test_asking_through_the_window_is_deterministic_given_the_seed() -> None:
     first = _ask(snapshot, WINDOW)
     assert _ask(snapshot, WINDOW) == first
     view = snapshot.for_sampler(WINDOW)
+    assert snapshot.for_sampler(SamplerHistory(best=30, recent=40)) is view  # kept
     complete = view._get_trials(states=(TrialState.COMPLETE,))
     assert len(complete) == 70
 
