@@ -26,6 +26,8 @@ from tuner.spec import StudySpec
 log = logging.getLogger("api")
 
 API_PREFIX = "/v1"
+#: ``application_name`` of an API process's connections.
+API_ROLE = "tuner-api"
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -39,7 +41,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        db = storage.Database(settings.database_url)
+        db = storage.Database(
+            settings.database_url, connections=settings.connections, role=API_ROLE
+        )
         migrated = threading.Event()
 
         def migrate() -> None:

@@ -2,9 +2,9 @@
 
 import functools
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Self
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 import storage
@@ -49,6 +49,30 @@ class Settings(BaseSettings):
         le=64,
         description="threads per process serving GET /v1/studies/{name}/trials (the hot path)",
     )
+    db_connections: int | None = Field(
+        None,
+        ge=2,
+        le=1000,
+        description="PostgreSQL connections an API process holds at most (Optuna's storage and "
+        "the dashboard included), more than trials_threads (each keeps one); unset: "
+        "10, or trials_threads + 4 if that is more",
+    )
+
+    @model_validator(mode="after")
+    def _room_for_pages(self) -> Self:
+        if self.db_connections is not None and self.db_connections <= self.trials_threads:
+            raise ValueError(
+                f"TUNER_DB_CONNECTIONS ({self.db_connections}) must exceed "
+                f"TUNER_TRIALS_THREADS ({self.trials_threads}): each page thread keeps one"
+            )
+        return self
+
+    @property
+    def connections(self) -> int:
+        """The most connections an API process holds (``db_connections``, else derived)."""
+        if self.db_connections is not None:
+            return self.db_connections
+        return max(10, self.trials_threads + 4)
 
     @field_validator("api_tokens")
     @classmethod

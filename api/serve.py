@@ -41,7 +41,7 @@ def serve(
     import storage
     from api._app import create_app
     from tuner.cli._progress import LogObserver
-    from tuner.worker import Worker, WorkerConfig
+    from tuner.worker import Worker, WorkerConfig, worker_database
 
     url = storage.resolve_database_url(database_url)
     settings = serve_settings(url, dashboard=dashboard)
@@ -51,7 +51,7 @@ def serve(
             "(e.g. 'admin:<secret>,read:<secret>') or bind a loopback address",
             param_hint="--host",
         )
-    db = storage.Database(url)
+    db = worker_database(url, workers)  # the embedded worker's; the app opens its own
     db.optuna_storage()
     db.upgrade()
     embedded: Worker | None = None

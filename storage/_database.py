@@ -20,10 +20,17 @@ import sqlalchemy.exc
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine import make_url
-from sqlalchemy.orm import Session, sessionmaker
-from sqlalchemy.pool import StaticPool
+from sqlalchemy.orm import Session, scoped_session, sessionmaker
+from sqlalchemy.pool import NullPool, StaticPool
 
 from storage._alembic import VERSION_TABLE, lock_for_migration, make_config
+from storage._connect import (
+    DEFAULT_CONNECTIONS,
+    DEFAULT_ROLE,
+    connect_args,
+    pool_args,
+    strip_pooler,
+)
 from storage._errors import StorageError, translate
 
 #: Environment variable naming the database when no URL is given explicitly.
@@ -84,10 +91,23 @@ class Database:
     the ``tuner_`` tables. For SQLite files every connection gets WAL journaling, a busy
     timeout and ``foreign_keys=ON`` (so ``ON DELETE CASCADE`` holds). An in-memory SQLite URL
     shares one connection, and is not visible to :meth:`optuna_storage` (a second engine).
+
+    On PostgreSQL the process holds at most ``connections`` connections to this database,
+    Optuna's storage included (it runs on the same engine), each named ``role`` in
+    ``pg_stat_activity``; ``?pgbouncer=true`` in the URL names a PgBouncer in transaction
+    mode (see :mod:`storage._connect`). A worker needs one per slot and one for its
+    heartbeat (``tuner.worker.worker_database``).
     """
 
-    def __init__(self, url: str) -> None:
+    def __init__(
+        self, url: str, *, connections: int = DEFAULT_CONNECTIONS, role: str = DEFAULT_ROLE
+    ) -> None:
         self.url: str = _normalize_url(url)
+        self.role = role
+        #: The most connections this process holds here (None: SQLite, not bounded here).
+        self.connections: int | None = None
+        #: Whether the URL names a PgBouncer in transaction mode (``?pgbouncer=true``).
+        self.pgbouncer = False
         try:
             parsed = make_url(self.url)
             self._dialect_name = parsed.get_backend_name()
@@ -98,8 +118,12 @@ class Database:
                     "connect_args": {"check_same_thread": False},
                 }
             elif self._dialect_name == "postgresql":
-                engine_kwargs = {"pool_pre_ping": True}
-            self.engine: sa.Engine = sa.create_engine(self.url, **engine_kwargs)
+                parsed, self.pgbouncer = strip_pooler(parsed)
+                self.connections = connections
+                self._connect_args = connect_args(parsed, role=role, pgbouncer=self.pgbouncer)
+                engine_kwargs = {**pool_args(connections), "connect_args": self._connect_args}
+            self._driver_url = parsed
+            self.engine: sa.Engine = sa.create_engine(parsed, **engine_kwargs)
         except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError) as exc:
             raise StorageError(f"cannot use database URL {masked_url(url)!r}: {exc}") from exc
         if self._dialect_name == "sqlite":
@@ -168,7 +192,8 @@ class Database:
             raise StorageError(f"migration to {revision!r} failed: {exc}") from exc
 
     def optuna_storage(self) -> optuna.storages.RDBStorage:
-        """Optuna's RDB storage on the same database (created once, then cached).
+        """Optuna's RDB storage on the same database (created once, then cached); on
+        PostgreSQL it runs on this object's engine, so both share one bounded pool.
 
         Optuna creates and versions its own tables (``alembic_version``); ours are separate.
         """
@@ -188,14 +213,21 @@ class Database:
             except sqlalchemy.exc.SQLAlchemyError as exc:
                 raise translate(exc) from exc
         elif self._dialect_name == "postgresql":
-            engine_kwargs = {"pool_pre_ping": True}
+            # Optuna checks (and creates) its schema on a connection of its own, unpooled;
+            # then it runs on our engine: one pool, one bound, per process.
+            engine_kwargs = {"poolclass": NullPool, "connect_args": self._connect_args}
+        url = self._driver_url.render_as_string(hide_password=False)
         try:
-            return optuna.storages.RDBStorage(self.url, engine_kwargs=engine_kwargs)
+            backend = optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
         except sqlalchemy.exc.SQLAlchemyError as exc:
             raise translate(exc) from exc
         except (RuntimeError, alembic.util.exc.CommandError) as exc:
             # Optuna raises RuntimeError when its schema version does not match the library.
             raise StorageError(f"cannot open Optuna storage: {exc}") from exc
+        if self._dialect_name == "postgresql":
+            backend.engine = self.engine
+            backend.scoped_session = scoped_session(sessionmaker(bind=self.engine))
+        return backend
 
     def dispose(self) -> None:
         """Close every pooled connection (ours and the Optuna storage's)."""
@@ -203,7 +235,8 @@ class Database:
             storage, self._optuna_storage = self._optuna_storage, None
         if storage is not None:
             storage.remove_session()
-            storage.engine.dispose()
+            if storage.engine is not self.engine:
+                storage.engine.dispose()
         self.engine.dispose()
 
 

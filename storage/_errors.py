@@ -66,6 +66,8 @@ def translate(exc: BaseException) -> StorageError:
     detail = detail.strip().splitlines()[0] if detail.strip() else type(exc).__name__
     if isinstance(exc, sqlalchemy.exc.IntegrityError):
         return ConstraintViolationError(f"constraint violated: {detail}")
+    if isinstance(exc, sqlalchemy.exc.TimeoutError):  # every connection of the pool busy
+        return DatabaseUnavailable(f"no free connection in this process's pool: {detail}")
     if getattr(exc, "connection_invalidated", False) or isinstance(
         exc, sqlalchemy.exc.OperationalError | sqlalchemy.exc.InterfaceError
     ):

@@ -40,7 +40,12 @@ _TIMESTAMPS = ("started_at", "finished_at")
 
 
 class PostgresPages:
-    """Pages as JSON item lists; thread-safe (each thread keeps a connection of its own)."""
+    """Pages as JSON item lists; thread-safe.
+
+    A page is served on a connection kept here between pages (no pool checkout, no ping):
+    taken while the page is served, given back after. So at most as many are kept as pages
+    were ever served at once (the API's ``trials_threads``), each one of the pool's.
+    """
 
     def __init__(
         self, db: Database, columns: tuple[str, ...], *, stable_s: float = STABLE_S
@@ -55,7 +60,8 @@ class PostgresPages:
         self._stable: dict[_ListingKey, tuple[str, float]] = {}  # version, when first served
         self._building: set[_ListingKey] = set()
         self._lock = threading.Lock()
-        self._local = threading.local()
+        self._local = threading.local()  # the connection this thread's page is served on
+        self._idle: list[sa.Connection] = []  # kept connections no page is using
 
     def page(
         self,
@@ -68,6 +74,26 @@ class PostgresPages:
         offset: int,
     ) -> tuple[bytes, int]:
         """The page's items as a JSON array, and the total that match."""
+        with self._lock:
+            self._local.connection = self._idle.pop() if self._idle else None
+        try:
+            return self._page(name, state, initializer, order_by, descending, limit, offset)
+        finally:
+            connection, self._local.connection = self._local.connection, None
+            if connection is not None and not (connection.invalidated or connection.closed):
+                with self._lock:
+                    self._idle.append(connection)
+
+    def _page(
+        self,
+        name: str,
+        state: str | None,
+        initializer: str | None,
+        order_by: str,
+        descending: bool | None,
+        limit: int,
+        offset: int,
+    ) -> tuple[bytes, int]:
         listing_key = (name, state, initializer, order_by, descending)
         kept = self._from_listing(listing_key, limit, offset)
         if kept is not None:
@@ -223,9 +249,11 @@ class PostgresPages:
             return list(self._connection().exec_driver_sql(sql, params).all())
 
     def _connection(self) -> sa.Connection:
-        """This thread's connection, kept between pages (no pool checkout, no ping)."""
-        connection: sa.Connection | None = getattr(self._local, "connection", None)
+        """The connection this page is served on: a kept one, else a new one to keep."""
+        connection: sa.Connection | None = self._local.connection
         if connection is None or connection.invalidated or connection.closed:
+            if connection is not None:
+                connection.close()
             connection = self.db.engine.connect()
             connection.execution_options(isolation_level="AUTOCOMMIT")
             self._local.connection = connection

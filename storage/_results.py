@@ -149,14 +149,17 @@ class InitializerSummary:
 
 
 @translate_errors
-def upsert_trial_result(session: Session, data: TrialResultData) -> None:
+def upsert_trial_result(session: Session, data: TrialResultData, *, lock: bool = True) -> None:
     """Write a trial's row (and the child rows it carries); writing it again replaces them.
 
     First takes the study row's lock (:func:`storage.lock_study`): writers of one study's
     results take turns, and the study row's new version tells readers that cache per study
-    (:class:`storage.TrialPages`) that its results changed.
+    (:class:`storage.TrialPages`) that its results changed. ``lock=False``: the caller takes
+    it itself, later in the same transaction (it must), to hold it for less of the
+    transaction.
     """
-    lock_study(session, data.study_name)
+    if lock:
+        lock_study(session, data.study_name)
     _upsert_row(session, data)
     if data.diagnostics or data.replicates:
         write_trial_details(

@@ -5,6 +5,8 @@
   by an admin DSN; yields its SQLAlchemy URL (psycopg 3 driver) and drops it afterwards.
   :class:`PostgresUnavailable` when that server does not answer (tests skip, bench exits).
 * :func:`scratch_sqlite` -- the URL of a SQLite file in a folder.
+* :func:`pgbouncer` -- a PgBouncer of the caller's own (transaction pooling by default) in
+  front of a PostgreSQL server, on a free port; yields the port.
 * :func:`serving` -- a server subprocess (:func:`tuner_serve` or :func:`uvicorn_factory` builds
   its command) on a free port: started, awaited by polling a readiness path against a deadline
   (its output in the error when it dies or never gets ready), stopped with SIGTERM to its
@@ -310,3 +312,76 @@ def private_postgres() -> Iterator[PrivatePostgres]:
         with contextlib.suppress(subprocess.SubprocessError):
             cluster.stop()
         shutil.rmtree(home, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------- PgBouncer
+
+
+def pgbouncer_url(url: str, port: int) -> str:
+    """``url`` (a scratch database's) through the PgBouncer on ``port``, flagged as such."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url).set(host=LOOPBACK, port=port)
+    return parsed.update_query_dict({"pgbouncer": "true"}).render_as_string(hide_password=False)
+
+
+@contextlib.contextmanager
+def pgbouncer(
+    admin_dsn: str | None = None, *, pool_mode: str = "transaction", pool_size: int = 4
+) -> Iterator[int]:
+    """A PgBouncer (``pool_mode``, ``pool_size`` server connections per database and user)
+    forwarding every database to ``admin_dsn``'s server, as ``nobody`` (it refuses to run as
+    root) from a temporary folder; yields its port, stops it afterwards. Trust auth: the
+    server's own does the checking. :class:`PostgresUnavailable` without the binary."""
+    from psycopg import conninfo
+
+    binary = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
+    if not Path(binary).exists():
+        raise PostgresUnavailable("pgbouncer is not installed (apt-get install -y pgbouncer)")
+    server = conninfo.conninfo_to_dict(admin_dsn or default_admin_dsn())
+    home = Path(tempfile.mkdtemp(prefix="tuner-pgbouncer-", dir="/tmp"))
+    home.chmod(0o755)
+    port = free_port()
+    user = str(server.get("user") or "postgres")
+    (home / "users.txt").write_text(f'"{user}" ""\n')
+    (home / "pgbouncer.ini").write_text(
+        "[databases]\n"
+        f"* = host={server.get('host') or LOOPBACK} port={server.get('port') or 5432}\n"
+        "[pgbouncer]\n"
+        f"listen_addr = {LOOPBACK}\nlisten_port = {port}\nunix_socket_dir =\n"
+        f"auth_type = trust\nauth_file = {home / 'users.txt'}\n"
+        f"pool_mode = {pool_mode}\ndefault_pool_size = {pool_size}\n"
+        "max_client_conn = 1000\nmax_db_connections = 0\n"
+        f"admin_users = {user}\nstats_users = {user}\n"
+        "ignore_startup_parameters = extra_float_digits\n"
+    )
+    command = [binary, str(home / "pgbouncer.ini")]
+    if os.geteuid() == 0:
+        command = ["runuser", "-u", "nobody", "--", *command]
+    with (home / "pgbouncer.log").open("wb") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        _await_listening(process, port, home / "pgbouncer.log")
+        yield port
+    finally:
+        process.terminate()
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def _await_listening(process: subprocess.Popen[bytes], port: int, log: Path) -> None:
+    """Wait until ``process`` accepts connections on ``port`` (polling another process:
+    there is no event to await), or fail with its log."""
+    deadline = time.monotonic() + 30.0
+    while True:
+        if process.poll() is not None:
+            raise PostgresUnavailable(f"pgbouncer exited: {log.read_text(errors='replace')}")
+        with contextlib.suppress(OSError), socket.create_connection((LOOPBACK, port), 0.5):
+            return
+        if time.monotonic() > deadline:
+            raise PostgresUnavailable(f"pgbouncer not listening: {log.read_text(errors='replace')}")
+        time.sleep(0.02)

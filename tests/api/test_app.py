@@ -68,6 +68,19 @@ def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         get_settings.cache_clear()
 
 
+@pytest.mark.postgres
+def test_an_api_process_bounds_its_connections_and_names_them(postgres_url: str) -> None:
+    with make_client(postgres_url, db_connections=3, trials_threads=2) as client:
+        db = db_of(client)
+        assert (db.connections, db.role) == (3, "tuner-api")
+        assert client.get("/v1/studies").status_code == 200
+        assert db.optuna_storage().engine is db.engine  # the dashboard's reads count too
+    assert Settings(database_url=postgres_url).connections == 10
+    assert Settings(database_url=postgres_url, trials_threads=16).connections == 20
+    with pytest.raises(ValidationError, match="must exceed TUNER_TRIALS_THREADS"):
+        Settings(database_url=postgres_url, db_connections=2, trials_threads=2)
+
+
 def test_readyz(client: TestClient) -> None:
     ready = client.get("/readyz")
     assert ready.status_code == 200

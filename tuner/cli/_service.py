@@ -66,7 +66,7 @@ def worker(
     import signal
 
     import storage
-    from tuner.worker import Worker, WorkerConfig
+    from tuner.worker import Worker, WorkerConfig, worker_database
 
     pool = ray_settings(
         ray, ray_address, replicas, gpus_per_worker, cpus_per_worker, max_restarts, spread
@@ -87,7 +87,7 @@ def worker(
         raise typer.Exit(run_on_ray(database_url, config, pool))
     from tuner.cli._progress import LogObserver
 
-    db = storage.Database(storage.resolve_database_url(database_url))
+    db = worker_database(storage.resolve_database_url(database_url), slots)
     db.upgrade()
     runner = Worker(db, config, observer=LogObserver())
     for sig in (signal.SIGTERM, signal.SIGINT):

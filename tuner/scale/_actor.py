@@ -16,11 +16,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-import storage
 from tuner.errors import DeviceLost
 from tuner.scale._placement import Placement, assigned_device, worker_device
 from tuner.scale._ray import import_ray
-from tuner.worker import RunObserver, Worker, WorkerConfig
+from tuner.worker import RunObserver, Worker, WorkerConfig, worker_database
 
 log = logging.getLogger("tuner.scale")
 
@@ -114,7 +113,7 @@ class WorkerActor:
         placement = self.placement()
         if self._stopping.is_set():  # stopped before it started (a restart while stopping)
             return WorkerReport(self.index, placement, None, 0, STOPPED)
-        db = storage.Database(self.database_url)
+        db = worker_database(self.database_url, self.config.slots)  # slots + 1 connections
         try:
             config = replace(self.config, device=placement.device)
             worker = Worker(db, config, observer=self.observer() if self.observer else None)

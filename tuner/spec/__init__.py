@@ -34,6 +34,7 @@ from tuner.spec._options import (
     SAMPLERS,
     PrunerConfig,
     SamplerConfig,
+    SamplerHistory,
     optuna_class,
 )
 from tuner.spec._plugins import ENTRY_POINT_GROUP, installed_plugins
@@ -89,6 +90,7 @@ __all__ = [
     "PluginTask",
     "PrunerConfig",
     "SamplerConfig",
+    "SamplerHistory",
     "SearchSpec",
     "SeedDesign",
     "StudySpec",

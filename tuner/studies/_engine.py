@@ -14,7 +14,7 @@ from tuner.spec import StudySpec
 from tuner.studies._service import check_task, ensure_study
 from tuner.tasks import build_task
 from tuner.training import resolve_device
-from tuner.worker import RunObserver, Worker, WorkerConfig, _assembly
+from tuner.worker import RunObserver, Worker, WorkerConfig, _assembly, worker_database
 
 
 @dataclass(frozen=True)
@@ -77,7 +77,7 @@ def run_study(
     task = build_task(spec.task)  # data and model problems surface before anything is written
     check_task(spec, task)
     observer = observer or RunObserver()
-    db = storage.Database(storage.resolve_database_url(database_url))
+    db = worker_database(storage.resolve_database_url(database_url), slots)
     try:
         db.upgrade()
         ensure_study(db, spec, target, accept_changes=accept_changes)

@@ -12,8 +12,10 @@ jointly, so they go through Optuna's own ``ask``.
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -33,7 +35,7 @@ import storage
 from tuner.search import TrialParams, suggest
 from tuner.spec import StudySpec
 from tuner.training import TrialOutcome
-from tuner.worker._reporting import AskedTrial, EpochReporter, Snapshot
+from tuner.worker._reporting import AskedTrial, EpochReporter, SamplerView, Snapshot
 from tuner.worker._rows import PARAMS_ATTR
 
 _RELATIVE_OPTIONS = ("multivariate", "group", "constant_liar")
@@ -49,7 +51,9 @@ def asks_in_memory(spec: StudySpec) -> bool:
 class _InMemoryTrial:
     """Collects a define-by-run configuration from the sampler, writing nothing."""
 
-    def __init__(self, snapshot: Snapshot, sampler: optuna.samplers.BaseSampler) -> None:
+    def __init__(
+        self, snapshot: Snapshot | SamplerView, sampler: optuna.samplers.BaseSampler
+    ) -> None:
         self.snapshot, self.sampler = snapshot, sampler
         self.params: dict[str, Any] = {}
         self.distributions: dict[str, BaseDistribution] = {}
@@ -130,8 +134,9 @@ def ask_in_memory(
     meta: dict[str, Any],
     run_id: int,
 ) -> tuple[AskedTrial, TrialParams]:
-    """Sample the configuration against the snapshot, then create the trial at once."""
-    trial = _InMemoryTrial(snapshot, study.sampler)
+    """Sample the configuration against the snapshot (the sampler's window of it), then
+    create the trial at once."""
+    trial = _InMemoryTrial(snapshot.for_sampler(spec.sampler.history), study.sampler)
     params = suggest(trial, spec.search)  # type: ignore[arg-type]
     attrs = {PARAMS_ATTR: {**meta, "params": params.to_json()}}
     asked = create_trial(db, study_id, trial.params, trial.distributions, attrs, run_id)
@@ -141,19 +146,26 @@ def ask_in_memory(
 _STATELESS_SAMPLERS = (optuna.samplers.RandomSampler, optuna.samplers.TPESampler)
 
 
-def tell_in_session(
-    session: Session,
-    study: optuna.Study,
-    trial: AskedTrial,
-    outcome: TrialOutcome,
-    reporter: EpochReporter,
-) -> FrozenTrial | None:
-    """End the trial as ``study.tell`` would for ``outcome``, in the caller's transaction.
+@dataclass
+class Ending:
+    """A trial at its end as ``study.tell`` hands it to the sampler: RUNNING, with its
+    values; the state and value it is recorded with, and the attributes it gets."""
+
+    trial: FrozenTrial
+    state: TrialState
+    value: float | None
+    attrs: dict[str, Any]
+
+
+def trial_ending(
+    study: optuna.Study, trial: AskedTrial, outcome: TrialOutcome, reporter: EpochReporter
+) -> Ending:
+    """What ``study.tell`` would record for ``outcome``, the sampler told (``after_trial``).
 
     Complete with its value (a missing or NaN value fails it, as tell does), pruned with its
-    last intermediate value, else failed; the intermediate values not yet stored go in the
-    same transaction. The finished trial (for the snapshot), or None when it was no longer
-    running (a reaper took it over); then nothing was written.
+    last intermediate value, else failed. Called before the transaction that records the
+    trial opens: a sampler's ``after_trial`` may read the study (grid), and a slot never
+    holds two connections at once.
     """
     reports = dict(reporter.intermediate_values)
     state, value = TrialState.FAIL, None
@@ -189,10 +201,25 @@ def tell_in_session(
         study.sampler.after_trial(study, running, state, None if value is None else [value])
     finally:
         local.in_optimize_loop = in_loop
-    pending = reporter.take_pending()
     attrs = {"initializer": outcome.params.initializer, "stop_reason": outcome.stop_reason}
-    if not storage.finish_optuna_trial(session, trial.trial_id, state, value, pending, attrs):
+    return Ending(running, state, value, attrs)
+
+
+def tell_in_session(
+    session: Session, ending: Ending, reporter: EpochReporter
+) -> FrozenTrial | None:
+    """End the trial as ``study.tell`` would, in the caller's transaction, with the
+    intermediate values not yet stored. The finished trial (for the snapshot), or None when
+    it was no longer running (a reaper took it over); then nothing was written.
+    """
+    pending = reporter.take_pending()
+    trial = ending.trial
+    written = storage.finish_optuna_trial(
+        session, trial._trial_id, ending.state, ending.value, pending, ending.attrs
+    )
+    if not written:
         return None
-    running.state, running.value = state, value
-    running.datetime_complete = datetime.now()
-    return running
+    finished = copy.copy(trial)
+    finished.state, finished.value = ending.state, ending.value
+    finished.datetime_complete = datetime.now()
+    return finished

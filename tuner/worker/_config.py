@@ -7,6 +7,11 @@ from dataclasses import dataclass
 
 import torch
 
+import storage
+
+#: ``application_name`` of a worker's connections (``pg_stat_activity`` counts them by it).
+WORKER_ROLE = "tuner-worker"
+
 
 @dataclass(frozen=True)
 class WorkerConfig:
@@ -38,3 +43,26 @@ def slot_threads(device: torch.device, slots: int, threads: int | None) -> int |
     if device.type != "cpu" or slots == 1:
         return None
     return max(1, torch.get_num_threads() // slots)
+
+
+def worker_connections(slots: int) -> int:
+    """The PostgreSQL connections a worker process with ``slots`` slots holds at most: one
+    per slot (a slot claims, asks, reports and records one transaction at a time, never
+    two at once) and one for the heartbeat thread. Optuna's storage shares them."""
+    return slots + 1
+
+
+def worker_database(url: str, slots: int) -> storage.Database:
+    """The database of a worker process with ``slots`` slots, its connections bounded to
+    :func:`worker_connections` and named :data:`WORKER_ROLE`."""
+    return storage.Database(url, connections=worker_connections(slots), role=WORKER_ROLE)
+
+
+def require_connections(db: storage.Database, slots: int) -> None:
+    """ValueError unless ``db`` may hold the connections ``slots`` slots need."""
+    needed = worker_connections(slots)
+    if db.connections is not None and db.connections < needed:
+        raise ValueError(
+            f"{slots} slot(s) need {needed} database connections, the database allows "
+            f"{db.connections}: open it with tuner.worker.worker_database"
+        )

@@ -27,7 +27,8 @@ def is_outage(exc: BaseException) -> bool:
         storage.DatabaseUnavailable
         | optuna.exceptions.StorageInternalError
         | sqlalchemy.exc.OperationalError
-        | sqlalchemy.exc.InterfaceError,
+        | sqlalchemy.exc.InterfaceError
+        | sqlalchemy.exc.TimeoutError,  # the process's pool full for its whole timeout
     )
 
 

@@ -18,7 +18,7 @@ from optuna.trial import FrozenTrial
 
 import storage
 from tuner.training import TrialOutcome
-from tuner.worker._asking import tell_in_session
+from tuner.worker._asking import tell_in_session, trial_ending
 from tuner.worker._assembly import Job
 from tuner.worker._leases import Leases
 from tuner.worker._observer import RunObserver
@@ -51,23 +51,27 @@ def record_outcome(
         row = dataclasses.replace(row, error=f"{row.error} (retrying)")
     state = "retried" if retry else "cancelled" if outcome.stop_reason == "cancelled" else "done"
     trial = reporter.trial
+    ending = trial_ending(study, trial, outcome, reporter)  # the sampler told, outside it
     # One transaction: the row, Optuna's end of the trial (with the epochs not yet written)
     # and the run's end commit together, or none of them (a crash leaves the run running;
-    # the reaper then fails the trial and retries it). The row comes first: it takes the
-    # study's lock, so finishers of one study take turns, and the last of them sees every
-    # run done.
+    # the reaper then fails the trial and retries it). The study's lock comes last, held
+    # for two statements, not the whole transaction (claims wait on it): finishers of one
+    # study take turns there, and the last of them sees every run done (each statement
+    # after the lock reads what committed before it). The run's row is locked before the
+    # study's, as a reaper settling it locks them.
     with db.session() as session:
-        storage.upsert_trial_result(session, row)
+        storage.upsert_trial_result(session, row, lock=False)
         if not storage.finish_run(session, claim.run_id, state):
             session.rollback()
             return None  # declared lost meanwhile: the reaper records and retries it
-        finished = tell_in_session(session, study, trial, outcome, reporter)
+        finished = tell_in_session(session, ending, reporter)
         if finished is None:
             session.rollback()
             log.warning("trial %s was taken over before it was recorded", trial.number)
             return None
         if retry:
             queue_again(session, claim.study_name, claim.attempt + 1, root, trial)
+        storage.lock_study(session, claim.study_name)
         if outcome.stop_reason == "timeout" and timeout_ends_study:
             storage.set_study_status(session, claim.study_name, "completed")
         storage.complete_study_if_done(session, claim.study_name)

@@ -17,13 +17,15 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 import optuna
 from optuna.distributions import BaseDistribution
 from optuna.trial import FrozenTrial, TrialState
 
 import storage
+from tuner.search import history_window
+from tuner.spec import SamplerHistory
 from tuner.worker._outage import is_outage
 
 log = logging.getLogger("tuner.worker")
@@ -46,17 +48,30 @@ class Snapshot:
         self._study = study
         self._trials: list[FrozenTrial] = []
         self._at = -float("inf")
+        self.version = 0  # changes whenever the trials do
+        self._views: dict[SamplerHistory, SamplerView] = {}
 
     def refresh(self, older_than: float = 0.0) -> None:
         """Re-read the trials if the copy is older than ``older_than`` seconds."""
         if time.monotonic() - self._at >= older_than:
             self._trials = self._study.get_trials(deepcopy=False)
             self._at = time.monotonic()
+            self.version += 1
 
     def record(self, trial: FrozenTrial) -> None:
         """Put a trial we just finished in the copy, as the next refresh will read it: the
         pruner and sampler see it at once, without a read of the study."""
         self._trials = [t for t in self._trials if t.number != trial.number] + [trial]
+        self.version += 1
+
+    def for_sampler(self, history: SamplerHistory | Literal["all"]) -> Snapshot | SamplerView:
+        """What a sampler reads: the trials in ``history``'s window, or all of them (one
+        view per window, kept: a population's asks share its work)."""
+        if history == "all":
+            return self
+        if history not in self._views:
+            self._views[history] = SamplerView(self, history)
+        return self._views[history]
 
     def get_trials(
         self, deepcopy: bool = True, states: Sequence[TrialState] | None = None
@@ -77,6 +92,52 @@ class Snapshot:
 
     def __getattr__(self, name: str) -> Any:  # direction, study_name, ... from the study
         return getattr(self._study, name)
+
+
+class SamplerView:
+    """A snapshot as a sampler sees it: the trials it may learn from (complete, pruned,
+    running) in ``history``'s window (:func:`tuner.search.history_window`), worked out once
+    per version of the snapshot; failed and waiting trials, which no sampler learns from,
+    are left out of the count."""
+
+    _LEARNED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
+
+    def __init__(self, snapshot: Snapshot, history: SamplerHistory) -> None:
+        self._snapshot, self._history = snapshot, history
+        self._version = -1
+        self._by_states: dict[tuple[TrialState, ...] | None, list[FrozenTrial]] = {}
+
+    def _get_trials(
+        self,
+        deepcopy: bool = True,
+        states: Sequence[TrialState] | None = None,
+        use_cache: bool = False,
+    ) -> list[FrozenTrial]:  # what samplers read (TPE)
+        if self._version != self._snapshot.version:
+            window = history_window(
+                self._snapshot.get_trials(states=self._LEARNED),
+                self._snapshot.direction,
+                best=self._history.best,
+                recent=self._history.recent,
+            )
+            self._version, self._by_states = self._snapshot.version, {None: window}
+        key = None if states is None else tuple(states)
+        if key not in self._by_states:
+            wanted = set(key or ())
+            self._by_states[key] = [t for t in self._by_states[None] if t.state in wanted]
+        return self._by_states[key]
+
+    def get_trials(
+        self, deepcopy: bool = True, states: Sequence[TrialState] | None = None
+    ) -> list[FrozenTrial]:
+        return self._get_trials(deepcopy, states)
+
+    @property
+    def trials(self) -> list[FrozenTrial]:
+        return self.get_trials()
+
+    def __getattr__(self, name: str) -> Any:  # direction, study_name, ... from the study
+        return getattr(self._snapshot, name)
 
 
 class EpochReporter:

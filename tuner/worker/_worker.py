@@ -39,7 +39,7 @@ from tuner.training import (
 from tuner.worker import _assembly
 from tuner.worker._assembly import Assembly, Job
 from tuner.worker._claims import Claims
-from tuner.worker._config import WorkerConfig, slot_threads
+from tuner.worker._config import WorkerConfig, require_connections, slot_threads
 from tuner.worker._executor import Executor
 from tuner.worker._isolation import fail_study, study_cannot_run
 from tuner.worker._leases import Leases
@@ -63,6 +63,7 @@ class Worker:
         tasks: dict[str, Task] | None = None,
         executor: Executor | None = None,
     ) -> None:
+        require_connections(db, config.slots)
         self.db, self.config = db, config
         self.observer = observer or RunObserver()
         self.executor = executor or Executor()
@@ -108,6 +109,9 @@ class Worker:
         Raises :class:`DeviceLost` (after handing back every run it held) when the device
         failed under a trial: the process should exit, a new one gets a fresh device context.
         """
+        # Optuna checks its schema on a connection of its own: before the slots and the
+        # heartbeat hold theirs, so the process stays within its connections.
+        self.db.optuna_storage()
         with self.db.session() as session:
             storage.register_worker(
                 session,

@@ -13,6 +13,7 @@ from tuner.errors import SpecError
 from tuner.spec import (
     FloatRange,
     IntRange,
+    SamplerHistory,
     SeedDesign,
     StudySpec,
     grid_space,
@@ -293,3 +294,22 @@ def test_grid_enumerates_layer_groups() -> None:
     searched = {"output": [{"name": "normal", "std": {"low": 0.1, "high": 1.0}}]}
     with pytest.raises(SpecError, match="sampler grid needs initializer normal's std to be fixed"):
         parse_spec(_spec(search={"initializer_groups": searched, "lr": [0.1]}, sampler="grid"))
+
+
+def test_the_sampler_history_window_round_trips_and_is_checked_against_the_startup() -> None:
+    base = {"name": "w", "task": {"dataset": "synthetic"}}
+    default = parse_spec(base).sampler.history
+    assert default == SamplerHistory(best=100, recent=400)
+    for history in (None, "all", {"best": 30, "recent": 70}):
+        spec = parse_spec({**base, "sampler": {"name": "tpe", "history": history}})
+        assert parse_spec(spec.to_json()) == spec  # null reads as all, and stays all
+    assert parse_spec({**base, "sampler": {"name": "tpe", "history": None}}).sampler.history == (
+        "all"
+    )
+    small = {
+        "name": "tpe",
+        "options": {"n_startup_trials": 20},
+        "history": {"best": 5, "recent": 5},
+    }
+    with pytest.raises(SpecError, match=r"sampler\.history: history shows 10 trials"):
+        parse_spec({**base, "sampler": small})
