@@ -1,6 +1,7 @@
 """The classic result, from a spec: in a 20-layer ReLU MLP on digits, He's scaling keeps the
 signal and the net trains; Glorot's (torch's xavier_normal_, gain 1) halves the variance at
-every layer and the net stalls at chance (Glorot & Bengio 2010; He et al. 2015)."""
+every layer and the net stalls at chance (Glorot & Bengio 2010; He et al. 2015). The spec is
+``examples/deep-relu.yaml``."""
 
 from __future__ import annotations
 
@@ -9,40 +10,17 @@ from pathlib import Path
 import sqlalchemy as sa
 
 import storage
-from tuner.spec import parse_spec
+from tuner.spec import load_spec
 from tuner.studies import run_study
+
+EXAMPLES = Path(__file__).parents[3] / "examples"
 
 
 def test_twenty_layer_relu_mlp_trains_under_kaiming_and_stalls_under_xavier(
     tmp_path: Path,
 ) -> None:
     url = f"sqlite:///{tmp_path / 'deep.db'}"
-    spec = parse_spec(
-        {
-            "name": "deep-relu",
-            "task": {
-                "model": "mlp",
-                "hidden": [64] * 19,  # 19 hidden layers and the output layer: 20 layers
-                "activation": "relu",
-                "dataset": "digits",
-                "optimizer": "sgd",
-            },
-            "search": {
-                "initializer": [
-                    "kaiming_normal",
-                    "xavier_normal",
-                    {"name": "xavier_normal", "gain": "auto"},
-                ],
-                "lr": 0.01,
-                "batch_size": 64,
-                "patience": 3,
-            },
-            "budget": {"n_trials": 3, "max_epochs": 6},
-            "sampler": "grid",
-            "pruner": "none",
-            "seed": 0,
-        }
-    )
+    spec = load_spec(EXAMPLES / "deep-relu.yaml")  # 19 hidden layers of 64 and the output
     run_study(spec, database_url=url, device="cpu")
     db = storage.Database(url)
     try:
