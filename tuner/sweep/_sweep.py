@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -175,12 +174,6 @@ def make_gates(
 # -- judging -------------------------------------------------------------------------------------
 
 
-def initializer_name(label: str) -> str:
-    """The model-wide initializer's name in a row's label: ``xavier_normal(gain=auto);
-    output=zeros`` -> ``xavier_normal``."""
-    return re.split(r"[(#;]", label, maxsplit=1)[0].strip()
-
-
 def _reaches(value: float, target: float, maximize: bool) -> bool:
     slack = 1e-12 * max(1.0, abs(target))  # float noise at exactly the threshold passes
     return value >= target - slack if maximize else value <= target + slack
@@ -254,8 +247,10 @@ def judge(outcome: SweepOutcome, gates: Gates) -> tuple[GateResult, ...]:
         results.append(GateResult("max-regression", "skip", gates.baseline_missing))
     if gates.expect_initializers:
         assert study.best is not None
-        got, expected = study.best.initializer, gates.expect_initializers
-        ok = initializer_name(got) in expected
+        # the model-wide name the trial stored, not its label (layer groups, repeated names)
+        got = study.best.params_json.get("initializer_name", study.best.initializer)
+        expected = gates.expect_initializers
+        ok = got in expected
         reason = (
             f"best trial {study.best.trial_number} uses {got}; expected {' or '.join(expected)}"
         )

@@ -10,7 +10,7 @@ import json
 import re
 import statistics
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,9 @@ import pytest
 from typer.testing import CliRunner
 
 import storage
+from tests.tuner.sweep.test_noise import _outcome
 from tuner.cli import app
+from tuner.sweep import Gates, judge
 
 SPEC = """
 name: {name}
@@ -315,12 +317,25 @@ def test_bad_options_exit_2(tmp_path: Path, args: list[str]) -> None:
 
 
 def test_expect_initializer_reads_the_model_wide_name_of_a_label() -> None:
-    from tuner.sweep._sweep import initializer_name
-
-    assert initializer_name("kaiming_normal") == "kaiming_normal"
-    assert initializer_name("xavier_normal(gain=auto)") == "xavier_normal"
-    assert initializer_name("normal#2") == "normal"
-    assert initializer_name("he_normal; recurrent=orthogonal; input=eye") == "he_normal"
+    """A label carries layer groups and repeated names; the gate reads the stored name."""
+    outcome = _outcome(0.9, ())
+    best = outcome.board.study.best
+    assert best is not None
+    for label, name in [
+        ("kaiming_normal", "kaiming_normal"),
+        ("xavier_normal(gain=auto)", "xavier_normal"),
+        ("normal#2", "normal"),
+        ("he_normal; recurrent=orthogonal; input=eye", "he_normal"),
+    ]:
+        trial = best.model_copy(
+            update={"initializer": label, "params_json": {"initializer_name": name}}
+        )
+        study = outcome.board.study.model_copy(update={"best": trial})
+        grouped = replace(outcome, board=replace(outcome.board, study=study))
+        (ok,) = judge(grouped, Gates(expect_initializers=(name,)))
+        (other,) = judge(grouped, Gates(expect_initializers=("zeros",)))
+        assert (ok.status, other.status) == ("pass", "fail"), label
+        assert f"uses {name}; expected zeros" in other.reason
 
 
 CROSSED = SPEC + "replicates: {{init: 2, data: 2}}\n"
