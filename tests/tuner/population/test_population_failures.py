@@ -4,6 +4,8 @@ raises DeviceLost."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -20,7 +22,7 @@ from tuner.population import (
 from tuner.search import TrialParams
 from tuner.spec import parse_spec
 from tuner.tasks import DataSplit, Task, build_task
-from tuner.training import TrainConfig, TrialOutcome
+from tuner.training import EpochHook, TrainConfig, TrialOutcome
 
 CPU = torch.device("cpu")
 
@@ -90,6 +92,36 @@ def test_a_step_out_of_memory_reruns_the_members_smaller_from_their_first_epoch(
     monkeypatch.setattr(StackedOptimizer, "step", original)
     alone = _train(task, 2)  # the same members, never out of memory: the same numbers
     assert [o.value for o in outcomes[:2]] == pytest.approx([o.value for o in alone], rel=1e-5)
+
+
+def test_a_rerun_does_not_tell_the_hooks_again_what_they_heard(
+    monkeypatch: pytest.MonkeyPatch, cleanup: Cleanup
+) -> None:
+    task = _task()
+    original = _fused.StackedMLP.evaluate
+    calls = [0]
+
+    def evaluate(self: object, *args: object) -> object:  # the second epoch's evaluation fails
+        calls[0] += 1
+        if calls[0] == 2:
+            raise oom()
+        return original(self, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(_fused.StackedMLP, "evaluate", evaluate)
+    heard: list[tuple[int, int]] = []
+
+    def hook(n: int) -> EpochHook:
+        return lambda stats: heard.append((n, stats.epoch))  # type: ignore[func-returns-value]
+
+    members = [replace(m, on_epoch=hook(m.number)) for m in _members(4)]
+    assert task.data is not None
+    outcomes = execute_population(
+        members, task=task, data=task.data, study_seed=5, device=CPU,
+        config=PopulationConfig(size=4, fast=False),
+    )  # fmt: skip
+    assert all([s.epoch for s in o.history] == [1, 2] for o in outcomes)  # re-run from epoch 1
+    assert sorted(heard) == [(n, e) for n in range(4) for e in (1, 2)]  # each epoch once
+    assert {_facts(o)["size"] for o in outcomes} == {2}
 
 
 def test_out_of_memory_even_alone_is_each_members_failure(
