@@ -17,7 +17,7 @@ plain SQL on the SQLite results table (``tuner_trial_results``).
     python3 bench/gpu_check.py env|matmul|inits [--dry]
     python3 bench/gpu_check.py run --variant exact|fast|slots [--dry]
     python3 bench/gpu_check.py replay|check [--dry]
-    python3 bench/gpu_check.py throughput --variant fast|sweep|default [--dry]
+    python3 bench/gpu_check.py throughput --variant fast|sweep|exact|compile [--dry]
 
 ``--dry``: on CPU with tiny settings (every line then says ``"device": "cpu"``); the parts
 that need CUDA (CUDA-event timing, the CUDA-generator comparison, the ``cuda:0`` checks of
@@ -718,9 +718,12 @@ def step_throughput(ctx: Ctx) -> None:
         argv += ["--peer", str(peer)]
     if ctx.variant == "fast":
         argv += ["--fast"]
-    elif ctx.variant == "sweep":
-        argv += ["--fast", "--sweep-k", "1,2" if ctx.dry else "1,8,64"]
-    elif ctx.variant != "default":
+    elif ctx.variant in ("sweep", "exact"):
+        argv += ["--fast" if ctx.variant == "sweep" else "--exact"]
+        argv += ["--sweep-k", "1,2" if ctx.dry else "1,8,64"]
+    elif ctx.variant == "compile":  # the stacked step through torch.compile, compile included
+        argv += ["--fast", "--compile", "--population", "2" if ctx.dry else "64"]
+    else:
         raise SystemExit(f"unknown throughput variant {ctx.variant!r}")
     rc, out, err, seconds = sh(ctx, argv)
     lines = [ln for ln in out.splitlines() if ln.startswith("{")]
@@ -736,8 +739,6 @@ def step_throughput(ctx: Ctx) -> None:
             fields["result"] = json.loads(lines[-1])
         except json.JSONDecodeError:
             fields["raw"] = lines[-1][:2000]
-    if ctx.variant == "default" and not ctx.dry:
-        fields["note"] = "throughput.py has no --exact: without --fast CUDA runs its default, fast"
     if peer != PEER_CANDIDATES[0]:
         fields["peer"] = str(peer)
     if ctx.dry:

@@ -14,7 +14,8 @@
 # every initializer on CPU and on CUDA from one seed; `tuner run examples/quickstart.yaml`
 # --exact, --fast --population 8 and --slots 2 (counts by state, device and fp32 precision
 # in the manifests, `tuner results`); `tuner replay` of a GPU trial; `tuner check --json`; and
-# `bench/throughput.py --device cuda` (--fast, --fast --sweep-k 1,8,64, no flag).
+# `bench/throughput.py --device cuda` (--fast; --fast and --exact with --sweep-k 1,8,64;
+# --fast --compile --population 64).
 #
 # Missing Python packages travel as wheels in .whl/ (installed with --no-deps into
 # /tmp/site; --dry uses the current environment); throughput.py's peer script is
@@ -125,6 +126,7 @@ step tuner_check 90 check
 step tuner_run_slots 120 run --variant slots
 step throughput_fast 120 throughput --variant fast
 step throughput_sweep 150 throughput --variant sweep
-step throughput_default 120 throughput --variant default
+step throughput_exact 150 throughput --variant exact
+step throughput_compile 120 throughput --variant compile
 failed=$(grep '"ok": false' "$JSONL" | sed 's/^{"check": "\([^"]*\)".*/\1/' | sort -u | paste -sd, -)
 line done true "" "\"wall_s\": $(($(date +%s) - START)), \"budget_s\": $BUDGET, \"failed\": \"$failed\", \"jsonl\": \"$JSONL\""

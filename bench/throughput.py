@@ -19,7 +19,9 @@ medians.
 
     python bench/throughput.py --trials 20 --max-epochs 20
     python bench/throughput.py --trials 20 --max-epochs 20 --fast
+    python bench/throughput.py --trials 20 --max-epochs 20 --exact --device cuda
     python bench/throughput.py --trials 20 --max-epochs 20 --sweep-k 1,2,4,8
+    python bench/throughput.py --trials 20 --max-epochs 20 --population 8 --compile
 
 Prints the command line and one JSON line.
 """
@@ -170,6 +172,7 @@ def run_project(args: argparse.Namespace, population: int) -> dict[str, Any]:
             device=args.device,
             population=population,
             fast=args.fast,
+            compile=args.compile,
             slots=args.slots,
         )
         wall = time.perf_counter() - t0
@@ -225,7 +228,12 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--population", type=int, default=0, help="K; 0: auto, 1: off")
-    parser.add_argument("--fast", action="store_true", help="population fast mode")
+    mode = parser.add_mutually_exclusive_group()  # neither: the device's default (CUDA fast)
+    mode.add_argument("--fast", dest="fast", action="store_const", const=True, default=None)
+    mode.add_argument("--exact", dest="fast", action="store_const", const=False)
+    parser.add_argument(
+        "--compile", action="store_true", help="populations' step through torch.compile"
+    )
     parser.add_argument(
         "--slots", type=int, default=1, help="project slots; the threads are shared out"
     )
@@ -239,7 +247,6 @@ def main() -> None:
         sys.exit(f"peer script not found: {args.peer} (give --peer PATH)")
     if args.threads:
         torch.set_num_threads(args.threads)
-    args.fast = True if args.fast else None
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     device = resolve_device(args.device)
     # Data loading and imports stay outside the timing, as the peer's (its clock starts after
@@ -276,6 +283,7 @@ def main() -> None:
         "max_epochs": args.max_epochs,
         "repeat": args.repeat,
         "mode": "fast" if resolve_fast(device, args.fast) else "exact",
+        "compiled": args.compile,  # compile time is inside the project's wall time
         "peak_tflops": {kind: round(flops / 1e12, 3) for kind, flops in peaks.items()},
         "peak_method": (
             f"best of {plan.rounds} rounds of {plan.k} square {plan.n} matmuls on {device} "

@@ -74,7 +74,7 @@ def test_every_step_ran_on_the_cpu_and_passed(lines: list[dict[str, Any]]) -> No
         "tuner_replay": 2,
         "tuner_check": 1,
         "tuner_run_slots": 1,
-        "throughput": 3,
+        "throughput": 4,
         "done": 1,
     }
     assert {check: counts[check] for check in expected} == expected
@@ -107,9 +107,10 @@ def test_the_numeric_flags_are_recorded(lines: list[dict[str, Any]]) -> None:
         assert run["manifest_fp32_precision"] == {flags: run["trials"]}
     for variant in ("exact", "fast"):
         assert _one(lines, "tuner_replay", variant=variant)["exact"] is True
-    for variant in ("fast", "sweep", "default"):
+    for variant in ("fast", "sweep", "exact", "compile"):
         result = _one(lines, "throughput", variant=variant)["result"]
-        assert result["mode"] == ("exact" if variant == "default" else "fast")
-        runs = result["sweep"] if variant == "sweep" else [result["project"]]
+        assert result["mode"] == ("exact" if variant == "exact" else "fast")
+        assert result["compiled"] is (variant == "compile")
+        runs = result["sweep"] if variant in ("sweep", "exact") else [result["project"]]
         assert all(run["trained_in"] in result["peak_tflops"] for run in runs)
         assert result["peer"]["trained_in"] == "fp32"

@@ -56,6 +56,14 @@ FastMath = Annotated[
         show_default=False,
     ),
 ]
+Compile = Annotated[
+    bool,
+    typer.Option(
+        "--compile",
+        help="populations' stacked step through torch.compile (one graph for every "
+        "population size; compiling takes seconds to a minute first)",
+    ),
+]
 
 
 def quiet_optuna() -> None:

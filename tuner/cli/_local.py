@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from tuner.cli._common import (
+    Compile,
     DatabaseUrl,
     FastMath,
     Population,
@@ -68,6 +69,7 @@ def run(
     top: Annotated[int, typer.Option(min=1, help="rows in the leaderboard")] = 10,
     population: Population = 0,
     fast: FastMath = None,
+    compile: Compile = False,
     slots: Slots = 1,
     threads: Threads = None,
     accept_changes: Annotated[
@@ -102,6 +104,7 @@ def run(
                 observer=observer,
                 population=population,
                 fast=fast,
+                compile=compile,
                 slots=slots,
                 threads=threads,
                 accept_changes=accept_changes,

@@ -10,7 +10,16 @@ from typing import Annotated
 
 import typer
 
-from tuner.cli._common import DatabaseUrl, FastMath, Population, Slots, Threads, app, err
+from tuner.cli._common import (
+    Compile,
+    DatabaseUrl,
+    FastMath,
+    Population,
+    Slots,
+    Threads,
+    app,
+    err,
+)
 from tuner.cli._scale import (
     CpusPerWorker,
     GpusPerWorker,
@@ -49,6 +58,7 @@ def worker(
     ] = False,
     population: Population = 0,
     fast: FastMath = None,
+    compile: Compile = False,
     threads: Threads = None,
     ray: RayFlag = False,
     ray_address: RayAddress = None,
@@ -81,6 +91,7 @@ def worker(
         exit_when_idle=exit_when_idle,
         population=population,
         fast=fast,
+        compile=compile,
         threads=threads,
     )
     if pool is not None:

@@ -5,7 +5,8 @@ A population that runs out of memory (building a member or the stack, moving the
 step, an evaluation) does not fail its members: the ones still training run again, from
 their first epoch, in stacks half the size, down to a member alone, whose running out of
 memory is then its failure. A re-run's epochs that a member's ``on_epoch`` already heard are
-not told again: observers see each epoch once, and the pruner judged those epochs already. The sizes that ran out are in each outcome's manifest
+not told again: observers see each epoch once, and the pruner judged those epochs already.
+The sizes that ran out are in each outcome's manifest
 (``population.out_of_memory``), so a worker can claim smaller populations from then on.
 A lost device (:class:`~tuner.errors.DeviceLost`) ends it all: nothing is emitted for the
 members still training.
@@ -156,6 +157,7 @@ def train_population(
         "members": [m.number for m in members],  # in stack order: what a replay re-runs
         "fast": fast,
         "matmuls": population_matmuls(device, fast),
+        "compiled": compile,
     }
     if out_of_memory:
         facts["out_of_memory"] = list(out_of_memory)

@@ -53,7 +53,7 @@ class PopulationConfig:
     # bf16 matmuls and whole-stack optimizer math; None: CUDA only (:func:`resolve_fast`). The
     # fp32 precision (TF32) is the process's, set by whoever runs it (the worker), not here.
     fast: bool | None = None
-    compile: bool = False  # torch.compile the stacked forward pass
+    compile: bool = False  # the stacked step through torch.compile (one graph for every K)
 
 
 def fusable_key(config: TrainConfig) -> tuple[int, str, float]:

@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from tuner.population._compiled import compiled_step
 from tuner.population._optim import StackedOptimizer
 from tuner.population._stack import StackedMLP
 from tuner.search import TrialParams
@@ -127,7 +128,7 @@ def train_stack(
     """Train until every member has left; after each epoch, yields the members that left.
 
     ``fast``: one optimizer step for the whole stack; ``bf16``: matmuls in bf16 (the
-    parameters stay fp32).
+    parameters stay fp32); ``compile``: the step through ``torch.compile`` (:mod:`_compiled`).
     """
     x, y = data.x_train, data.y_train
     n, device, rows = len(x), x.device, x.reshape(len(x), -1)
@@ -142,7 +143,7 @@ def train_stack(
         fast=fast,
     )
     opt.bind(stack.params, stack.grads)
-    step = torch.compile(stack.loss_and_grads, dynamic=True) if compile else stack.loss_and_grads
+    step = compiled_step(stack) if compile else stack.loss_and_grads
     active = list(runs)
     for epoch in range(1, max(r.member.config.max_epochs for r in runs) + 1):
         order = torch.stack([torch.randperm(n, generator=r.generator) for r in active])

@@ -53,6 +53,7 @@ def run_study(
     grace: float = 60.0,
     population: int | None = None,
     fast: bool | None = None,
+    compile: bool = False,
     slots: int = 1,
     threads: int | None = None,
     accept_changes: bool = False,
@@ -61,7 +62,8 @@ def run_study(
 
     ``population`` trials train together as one stacked model (None/0: as many as fit, 1:
     one at a time); ``fast`` trains them in bf16 with whole-stack optimizer steps and every
-    trial's fp32 on CUDA in TF32 (None: on CUDA; exact: full fp32, cuDNN's included).
+    trial's fp32 on CUDA in TF32 (None: on CUDA; exact: full fp32, cuDNN's included);
+    ``compile`` runs a population's stacked step through ``torch.compile``.
     ``slots`` trials (or populations) train at once, each slot on ``threads`` intra-op threads
     (None: on a CPU, the process's threads shared out among the slots). A resume whose
     definition changed is refused unless ``accept_changes`` (see :func:`ensure_study`).
@@ -94,6 +96,7 @@ def run_study(
             deadline=None if timeout is None else _assembly._clock() + timeout,
             population=population,
             fast=fast,
+            compile=compile,
             threads=threads,
         )
         worker = Worker(db, config, observer=observer, tasks={spec.name: task})

@@ -198,7 +198,11 @@ def replay_trial(
                 data=cpu_data.to(dev),
                 study_seed=spec.seed,
                 device=dev,
-                config=PopulationConfig(size=len(mates) + 1, fast=bool(population.get("fast"))),
+                config=PopulationConfig(
+                    size=len(mates) + 1,
+                    fast=bool(population.get("fast")),
+                    compile=bool(population.get("compiled")),
+                ),
             )
             outcome = outcomes[mates.index(trial_number)]
         else:

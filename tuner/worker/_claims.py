@@ -22,7 +22,7 @@ from tuner.population import (
     stacks_search,
 )
 from tuner.spec import StudySpec, parse_spec
-from tuner.tasks import DataSplit, Task, build_task
+from tuner.tasks import DataSplit, Task, build_task, check_output_width
 from tuner.training import (
     TrialOutcome,
     free_memory,
@@ -57,6 +57,9 @@ class Claims:
     ) -> None:
         self.db, self.worker, self.device, self.config = db, worker, device, config
         self._tasks = dict(tasks or {})
+        for name, task in self._tasks.items():  # a hand-made Task skipped build_task's check
+            if task.build_model is not None and task.data is not None:
+                check_output_width(name, task.build_model, task.data)
         self._contexts: dict[str, StudyContext] = {}
 
     def claim(self) -> storage.Claim | None:

@@ -28,6 +28,7 @@ class WorkerConfig:
     # fast: TF32 for the process's fp32 on CUDA (every trial; exact: ieee, cuDNN's too) and
     # populations in bf16 with whole-stack optimizer steps; None: fast on CUDA only
     fast: bool | None = None
+    compile: bool = False  # populations' stacked step through torch.compile
     threads: int | None = None  # intra-op threads per slot; None: on CPU, the cores shared out
 
 

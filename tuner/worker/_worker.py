@@ -263,7 +263,9 @@ class Worker:
                 data=ctx.data,
                 study_seed=ctx.spec.seed,
                 device=self.device,
-                config=PopulationConfig(size=len(jobs), fast=self.config.fast),
+                config=PopulationConfig(
+                    size=len(jobs), fast=self.config.fast, compile=self.config.compile
+                ),
                 on_outcome=record,
             )
         except BaseException as exc:  # an interrupt, a lost device: hand back what trains

@@ -168,6 +168,7 @@ def test_a_population_reproduces_single_runs_member_by_member(
             "members": [m.number for m in members],
             "fast": False,
             "matmuls": "float32",
+            "compiled": False,
         }
     # Every member's t=0 signal was measured on its own model, before it joined the stack.
     assert all(p.signal is not None and p.signal.jacobian_spread is not None for p in pops)

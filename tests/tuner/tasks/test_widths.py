@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import numpy as np
@@ -12,9 +13,11 @@ from torch import nn
 
 import tuner.spec._task
 import tuner.tasks._tasks
+from storage import Database
 from tuner.errors import TaskError
 from tuner.spec import parse_spec
 from tuner.tasks import DataSplit, build_task, output_width_error, split_and_normalize
+from tuner.worker import Worker, WorkerConfig
 
 
 class NarrowHead:
@@ -81,6 +84,19 @@ def test_regression_takes_one_output_per_sample() -> None:
     with pytest.raises(TaskError, match="outputs 2 values per sample, but a regression"):
         _build(outputs=2, regression=True)
     assert _build(outputs=1, regression=True).data.regression
+
+
+@pytest.mark.usefixtures("narrow_head")
+def test_a_worker_refuses_a_hand_made_task_whose_head_does_not_fit(sqlite_url: str) -> None:
+    plugin, task = NarrowHead(outputs=3), _build(outputs=4)
+    narrow = dataclasses.replace(task, build_model=lambda: plugin.build_model((5,), 4))
+    db = Database(sqlite_url)
+    try:
+        with pytest.raises(TaskError, match="output has 3 units, but the data has 4 classes"):
+            Worker(db, WorkerConfig(device="cpu"), tasks={"w": narrow})
+        Worker(db, WorkerConfig(device="cpu"), tasks={"w": task})  # the fitting one is taken
+    finally:
+        db.dispose()
 
 
 def test_the_check_allocates_nothing() -> None:
