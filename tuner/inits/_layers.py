@@ -48,15 +48,17 @@ def layer_weights(module: nn.Module) -> list[tuple[str, int]]:
     return [("weight", 1)]
 
 
+def _known(group: object, said: str) -> str:
+    """``group`` if it is one of :data:`LAYER_GROUPS`; else an error that begins ``said``."""
+    if group not in LAYER_GROUPS:
+        raise InitializerError(f"{said} {group!r}; the groups: {', '.join(LAYER_GROUPS)}")
+    return str(group)
+
+
 def _group(module: nn.Module, pname: str, index: int, last: int) -> str:
     tagged = getattr(module, GROUP_ATTRIBUTE, None)
     if tagged is not None:
-        if tagged not in LAYER_GROUPS:
-            known = ", ".join(LAYER_GROUPS)
-            raise InitializerError(
-                f"a layer's {GROUP_ATTRIBUTE} is {tagged!r}; the groups: {known}"
-            )
-        return str(tagged)
+        return _known(tagged, f"a layer's {GROUP_ATTRIBUTE} is")
     if isinstance(module, nn.Embedding):
         return "embedding"
     if isinstance(module, RNN):  # never the output layer: a readout follows, or its state is
@@ -81,11 +83,7 @@ def layer_groups(model: nn.Module) -> dict[tuple[str, str], str]:
 def mark_group(module: nn.Module, group: str) -> nn.Module:
     """Put ``module``'s weights in ``group`` (e.g. a residual branch's last conv in
     ``residual_last``); returns the module, for use inside a constructor."""
-    if group not in LAYER_GROUPS:
-        raise InitializerError(
-            f"unknown layer group {group!r}; the groups: {', '.join(LAYER_GROUPS)}"
-        )
-    setattr(module, GROUP_ATTRIBUTE, group)
+    setattr(module, GROUP_ATTRIBUTE, _known(group, "unknown layer group"))
     return module
 
 

@@ -131,10 +131,7 @@ class StudySpec(_Model):
     def _search_fits_task(cls, search: SearchSpec, info: ValidationInfo) -> SearchSpec:
         task = info.data.get("task")
         if isinstance(task, BuiltinTask):
-            for index, entry in enumerate(search.initializer):
-                reason = builtin_applicability(entry.name, task.model)
-                if reason:
-                    raise fail(("initializer", index), reason, entry.name)
+            choices: dict[tuple[str, ...], list[Any]] = {("initializer",): search.initializer}
             for group, entries in search.initializer_groups.items():
                 if group not in BUILTIN_GROUPS:
                     message = (
@@ -142,10 +139,12 @@ class StudySpec(_Model):
                         + ", ".join(BUILTIN_GROUPS)
                     )
                     raise fail(("initializer_groups", group), message, group)
+                choices[("initializer_groups", group)] = entries
+            for where, entries in choices.items():
                 for index, entry in enumerate(entries):
                     reason = builtin_applicability(entry.name, task.model)
                     if reason:
-                        raise fail(("initializer_groups", group, index), reason, entry.name)
+                        raise fail((*where, index), reason, entry.name)
             for name in search.extras:
                 if name not in KNOBS:
                     known = ", ".join(KNOBS)
