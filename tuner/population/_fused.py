@@ -4,10 +4,10 @@ emitted as it leaves.
 A population that runs out of memory (building a member or the stack, moving the data, a
 step, an evaluation) does not fail its members: the ones still training run again, from
 their first epoch, in stacks half the size, down to a member alone, whose running out of
-memory is then its failure. A re-run's epochs that a member's ``on_epoch`` already heard are
-not told again: observers see each epoch once, and the pruner judged those epochs already.
-The sizes that ran out are in each outcome's manifest
-(``population.out_of_memory``), so a worker can claim smaller populations from then on.
+memory is then its failure. A member's ``on_epoch`` is not told again the epochs it heard
+before the re-run: observers see each epoch once, and the pruner judged those already. The
+sizes that ran out are in each outcome's manifest (``population.out_of_memory``), so a
+worker can claim smaller populations from then on.
 A lost device (:class:`~tuner.errors.DeviceLost`) ends it all: nothing is emitted for the
 members still training.
 """
@@ -28,7 +28,6 @@ from tuner.population._train import Member, MemberRun, population_matmuls, train
 from tuner.tasks import DataSplit, Task
 from tuner.training import (
     EarlyStopping,
-    EpochHook,
     EpochStats,
     StopReason,
     TrialOutcome,
@@ -68,17 +67,6 @@ def _member_run(member: Member, study_seed: int) -> MemberRun:
     stopper = EarlyStopping(cfg.patience, min_delta=cfg.min_delta, direction=cfg.direction)
     seeds = {"init": init_seed, "data": data_seed}
     return MemberRun(member, seeds, torch.Generator().manual_seed(data_seed), stopper)
-
-
-def _heard_after(hook: EpochHook | None, epoch: int) -> EpochHook | None:
-    """``hook``, silent for the epochs up to ``epoch``: those it heard before a re-run."""
-    if hook is None or epoch == 0:
-        return hook
-
-    def on_epoch(stats: EpochStats) -> StopReason | None:
-        return hook(stats) if stats.epoch > epoch else None
-
-    return on_epoch
 
 
 def _epochs(
@@ -206,5 +194,12 @@ def train_population(
 
 
 def _rerun(member: Member, run: MemberRun) -> Member:
-    """``member`` to train again from its first epoch, its hook quiet for what it heard."""
-    return replace(member, on_epoch=_heard_after(member.on_epoch, len(run.history)))
+    """``member`` to train again from its first epoch, its hook quiet for the epochs it heard."""
+    heard, hook = len(run.history), member.on_epoch
+    if hook is None or heard == 0:
+        return member
+
+    def on_epoch(stats: EpochStats) -> StopReason | None:
+        return hook(stats) if stats.epoch > heard else None
+
+    return replace(member, on_epoch=on_epoch)
