@@ -10,21 +10,20 @@ import csv
 import zipfile
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, ValidationInfo, model_validator
+from pydantic import ValidationInfo, model_validator
 
-from tuner.spec._dims import fail, resolve_file
+from tuner.spec._dims import SpecModel, fail, resolve_file
 
 BUILTIN_DATASETS = ("mnist-5k", "digits", "synthetic")
 
 
-class DatasetFile(BaseModel):
+class DatasetFile(SpecModel):
     """A user dataset: ``.npz`` with feature array ``x`` and a label array, or ``.csv``.
 
     ``target`` names the label column (CSV) or array (npz). A relative ``path``
     resolves against the spec file's folder.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
     path: str
     target: str = "y"
 

@@ -30,11 +30,13 @@ MAX_CHOICES = 1000
 Int32 = Annotated[int, Field(ge=-INT32_MAX, le=INT32_MAX)]
 
 
-class _Frozen(BaseModel):
+class SpecModel(BaseModel):
+    """A part of a study definition: unknown fields refused, immutable, floats finite."""
+
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
-class FloatRange(_Frozen):
+class FloatRange(SpecModel):
     """A continuous range; ``log`` samples uniformly in log space."""
 
     low: float
@@ -60,7 +62,7 @@ class FloatRange(_Frozen):
         return self
 
 
-class IntRange(_Frozen):
+class IntRange(SpecModel):
     """An integer range, both ends included."""
 
     low: Int32

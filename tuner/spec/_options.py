@@ -10,9 +10,9 @@ import importlib
 from collections.abc import Callable
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from tuner.spec._dims import fail
+from tuner.spec._dims import SpecModel, fail
 
 #: Spec names to Optuna's classes (in ``optuna.samplers`` / ``optuna.pruners``).
 SAMPLERS: dict[str, str] = {
@@ -45,7 +45,7 @@ def optuna_class(kind: Literal["samplers", "pruners"], name: str) -> Callable[..
     return cls
 
 
-class SamplerHistory(BaseModel):
+class SamplerHistory(SpecModel):
     """The finished trials a sampler learns from when a worker asks in memory (TPE): the
     ``best`` complete ones, then the most recent others, ``best + recent`` in all.
 
@@ -57,13 +57,11 @@ class SamplerHistory(BaseModel):
     (or null) turns the window off.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
     best: int = Field(100, ge=1, description="the best complete trials, always seen")
     recent: int = Field(400, ge=1, description="the most recent other trials seen")
 
 
-class SamplerConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+class SamplerConfig(SpecModel):
     name: str
     seed: int | None = Field(None, ge=0, le=2**32 - 1, description="defaults to the study's seed")
     options: dict[str, Any] = Field(default_factory=dict)
@@ -96,8 +94,7 @@ class SamplerConfig(BaseModel):
         return self
 
 
-class PrunerConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+class PrunerConfig(SpecModel):
     name: str
     options: dict[str, Any] = Field(default_factory=dict)
 

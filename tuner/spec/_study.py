@@ -15,8 +15,6 @@ from typing import Any, Literal
 
 import yaml
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
     ValidationError,
     ValidationInfo,
@@ -25,7 +23,7 @@ from pydantic import (
 )
 
 from tuner.errors import SpecError, SpecIssue, TunerError
-from tuner.spec._dims import dim_values, fail
+from tuner.spec._dims import SpecModel, dim_values, fail
 from tuner.spec._knobs import KNOBS
 from tuner.spec._options import PrunerConfig, SamplerConfig
 from tuner.spec._replicates import Replicates, SeedDesign, replicate_count
@@ -57,11 +55,7 @@ MAX_TIMEOUT_S = 366 * 24 * 3600.0
 _METRIC = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]{0,63}$")
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
-
-
-class Budget(_Model):
+class Budget(SpecModel):
     n_trials: int = Field(
         20, ge=1, le=MAX_TRIALS, description="finished trials the study ends with"
     )
@@ -73,7 +67,7 @@ class Budget(_Model):
     min_delta: float = Field(0.0, ge=0.0, description="smallest change that counts as better")
 
 
-class StudySpec(_Model):
+class StudySpec(SpecModel):
     """A whole study definition, as the README's "What a study looks like" shows it."""
 
     name: str

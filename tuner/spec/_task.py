@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    BaseModel,
     ConfigDict,
     Discriminator,
     Field,
@@ -15,7 +14,7 @@ from pydantic import (
 )
 
 from tuner.spec._datasets import BUILTIN_DATASETS, DatasetFile
-from tuner.spec._dims import fail
+from tuner.spec._dims import SpecModel, fail
 from tuner.spec._initializers import ACTIVATIONS
 from tuner.spec._plugins import installed_plugins
 
@@ -25,10 +24,6 @@ MAX_LAYERS = 64
 MAX_WIDTH = 1 << 20
 #: The layer groups of the built-in models (Linear and Conv layers only).
 BUILTIN_GROUPS = ("input", "hidden", "output")
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 def _dataset_kind(value: Any) -> str:
@@ -41,7 +36,7 @@ DatasetRef = Annotated[
 ]
 
 
-class _TaskCommon(_Model):
+class _TaskCommon(SpecModel):
     dataset: DatasetRef = "mnist-5k"
     optimizer: Literal["sgd", "adam", "adamw"] = "sgd"
     momentum: float = Field(0.9, ge=0.0, lt=1.0, description="SGD momentum")
@@ -59,7 +54,7 @@ class _TaskCommon(_Model):
         return value
 
 
-class TransferSource(_Model):
+class TransferSource(SpecModel):
     """Where a transferred study's hyperparameters come from (``tuner transfer`` writes it):
     the best trial of another study, tuned at another width."""
 
