@@ -7,7 +7,14 @@ This package never imports torch, ``tuner`` or ``api``.
 
 from __future__ import annotations
 
-from storage._claims import CLAIMABLE_SQL, HELD_SQL, WORKER_DEMAND_SQL, Claim, claim_run
+from storage._claims import (
+    CLAIMABLE_SQL,
+    HELD_SQL,
+    WORKER_DEMAND_SQL,
+    Claim,
+    claim_run,
+    claimable,
+)
 from storage._database import (
     DATABASE_URL_ENV,
     DEFAULT_DATABASE_URL,
@@ -33,6 +40,7 @@ from storage._errors import (
     StudyNotFoundError,
 )
 from storage._models import (
+    ACTIVE_STATUSES,
     DIRECTIONS,
     RUN_STATES,
     STOP_REASONS,
@@ -97,6 +105,7 @@ from storage._studies import (
 from storage._workers import WorkerInfo, list_workers, register_worker, stop_worker
 
 __all__ = [
+    "ACTIVE_STATUSES",
     "CLAIMABLE_SQL",
     "CONTRACT_COLUMNS",
     "DATABASE_URL_ENV",
@@ -135,6 +144,7 @@ __all__ = [
     "WorkerRecord",
     "cancel_pending_runs",
     "claim_run",
+    "claimable",
     "complete_study_if_done",
     "count_runs_by_state",
     "count_trial_results",

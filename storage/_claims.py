@@ -22,11 +22,10 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from storage._errors import translate_errors
-from storage._models import StudyRecord, TrialRun, utcnow
-from storage._runs import ACTIVE
+from storage._models import ACTIVE_STATUSES, StudyRecord, TrialRun, utcnow
 
 _RUNS, _STUDIES = cast(sa.Table, TrialRun.__table__), cast(sa.Table, StudyRecord.__table__)
-_ACTIVE_SQL = ", ".join(f"'{status}'" for status in ACTIVE)
+_ACTIVE_SQL = ", ".join(f"'{status}'" for status in ACTIVE_STATUSES)
 
 # What claim_run hands out, as two counts: a pending retry of an active study (one claim each,
 # no budget spent), and the unclaimed budget of every active study (one claim per trial; a
@@ -83,7 +82,7 @@ def _named(stmt: sa.Select[Any], named: bool) -> sa.Select[Any]:
 
 @functools.cache
 def _retry_claim(postgres: bool, named: bool) -> sa.Update:
-    active = _named(sa.select(_STUDIES.c.name).where(_STUDIES.c.status.in_(ACTIVE)), named)
+    active = _named(sa.select(_STUDIES.c.name).where(_STUDIES.c.status.in_(ACTIVE_STATUSES)), named)
     pick = (
         sa.select(_RUNS.c.id)
         .where(_RUNS.c.state == "pending", _RUNS.c.study_name.in_(active))
@@ -111,7 +110,7 @@ def _retry_claim(postgres: bool, named: bool) -> sa.Update:
 def _new_claim(named: bool) -> sa.Update:
     has_budget = _STUDIES.c.n_claimed < _STUDIES.c.n_trials
     pick = _named(
-        sa.select(_STUDIES.c.id).where(_STUDIES.c.status.in_(ACTIVE), has_budget), named
+        sa.select(_STUDIES.c.id).where(_STUDIES.c.status.in_(ACTIVE_STATUSES), has_budget), named
     ).order_by(_STUDIES.c.created_at, _STUDIES.c.id)
     # The budget test sits in the UPDATE itself: PostgreSQL re-checks it on the locked row,
     # so of N racing claimers for the last slot exactly one gets a row back.
@@ -120,7 +119,7 @@ def _new_claim(named: bool) -> sa.Update:
         .where(
             _STUDIES.c.id == pick.limit(1).scalar_subquery(),
             has_budget,
-            _STUDIES.c.status.in_(ACTIVE),
+            _STUDIES.c.status.in_(ACTIVE_STATUSES),
         )
         .values(
             n_claimed=_STUDIES.c.n_claimed + 1, status="running", updated_at=sa.bindparam("now")
@@ -190,14 +189,16 @@ def claim_run(
         )
         if claim is not None:
             return claim
-        if not _claimable(session, studies):
+        if not claimable(session, studies):
             return None
     return None
 
 
-def _claimable(session: Session, studies: Sequence[str] | None) -> bool:
+@translate_errors
+def claimable(session: Session, studies: Sequence[str] | None = None) -> bool:
+    """Whether an active study (of ``studies``; None: any) has budget left to claim."""
     stmt = sa.select(sa.func.count(StudyRecord.id)).where(
-        StudyRecord.status.in_(ACTIVE), StudyRecord.n_claimed < StudyRecord.n_trials
+        StudyRecord.status.in_(ACTIVE_STATUSES), StudyRecord.n_claimed < StudyRecord.n_trials
     )
     if studies is not None:
         stmt = stmt.where(StudyRecord.name.in_(studies))

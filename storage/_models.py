@@ -21,6 +21,8 @@ TABLE_PREFIX = "tuner_"
 DIRECTIONS: tuple[str, ...] = ("maximize", "minimize")
 #: Values of ``tuner_studies.status``; a new study is ``queued``.
 STUDY_STATUSES: tuple[str, ...] = ("queued", "running", "completed", "cancelled", "failed")
+#: The study statuses whose trials may still be claimed, run and retried.
+ACTIVE_STATUSES: tuple[str, ...] = ("queued", "running")
 #: Values of ``tuner_trial_results.state`` (terminal trial states only).
 TRIAL_STATES: tuple[str, ...] = ("complete", "pruned", "fail")
 #: Values of ``tuner_trial_results.stop_reason``: the six of the contract, plus ``cancelled`` for a

@@ -17,9 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from storage._errors import translate_errors
-from storage._models import StudyRecord, TrialRun, WorkerRecord, utcnow
-
-ACTIVE = ("queued", "running")
+from storage._models import ACTIVE_STATUSES, StudyRecord, TrialRun, WorkerRecord, utcnow
 
 
 @dataclasses.dataclass(frozen=True)
@@ -272,7 +270,7 @@ def queue_depth(session: Session) -> int:
     """Trials waiting for a worker: unclaimed budget of active studies plus pending retries."""
     unclaimed = session.scalar(
         sa.select(sa.func.coalesce(sa.func.sum(StudyRecord.n_trials - StudyRecord.n_claimed), 0))
-        .where(StudyRecord.status.in_(ACTIVE))
+        .where(StudyRecord.status.in_(ACTIVE_STATUSES))
         .where(StudyRecord.n_claimed < StudyRecord.n_trials)
     )
     pending = session.scalar(

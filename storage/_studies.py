@@ -16,7 +16,7 @@ from storage._errors import (
     translate,
     translate_errors,
 )
-from storage._models import StudyRecord, TrialRun, utcnow
+from storage._models import ACTIVE_STATUSES, StudyRecord, TrialRun, utcnow
 
 
 @translate_errors
@@ -136,7 +136,7 @@ def fail_study(session: Session, name: str, reason: str) -> int:
     """
     session.execute(
         sa.update(StudyRecord)
-        .where(StudyRecord.name == name, StudyRecord.status.in_(("queued", "running")))
+        .where(StudyRecord.name == name, StudyRecord.status.in_(ACTIVE_STATUSES))
         .values(status="failed", error=reason[:4000], updated_at=utcnow())
         .execution_options(synchronize_session="fetch")
     )

@@ -33,7 +33,6 @@ from tuner.worker._asking import asks_in_memory
 from tuner.worker._config import WorkerConfig
 
 log = logging.getLogger("tuner.worker")
-_ACTIVE = ("queued", "running")  # the study statuses whose trials may still come
 
 
 @dataclass
@@ -76,15 +75,16 @@ class Claims:
         studies = self.config.studies
         with self.db.session() as session:
             if studies is None:
-                active = [r for s in _ACTIVE for r in storage.list_study_records(session, status=s)]
-                names = [r.name for r in active]
+                names = [
+                    r.name
+                    for s in storage.ACTIVE_STATUSES
+                    for r in storage.list_study_records(session, status=s)
+                ]
             else:
                 names = list(studies)
-                records = [storage.get_study_record(session, n) for n in names]
-                active = [r for r in records if r is not None and r.status in _ACTIVE]
+            budget = storage.claimable(session, studies)
             counts = [storage.count_runs_by_state(session, n) for n in names]
             unsettled = storage.unsettled_runs(session, names)  # retries that may still come
-        budget = any(r.n_claimed < r.n_trials for r in active)
         live = any(c.get("running", 0) or c.get("pending", 0) for c in counts)
         return not budget and not live and unsettled == 0
 

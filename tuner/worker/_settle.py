@@ -108,7 +108,7 @@ def settle_lost_run(
 def _retries_left(
     status: str, run: storage.LostRun, spec: StudySpec, handed_back: bool = False
 ) -> bool:
-    active = status in ("queued", "running")
+    active = status in storage.ACTIVE_STATUSES
     return active and (handed_back or run.attempt < spec.budget.max_retries)
 
 
