@@ -41,11 +41,38 @@ class AskedTrial:
     distributions: dict[str, BaseDistribution]
 
 
-class Snapshot:
+class _StudyReads:
+    """What Optuna's samplers and pruners read of a Study, served from memory: the trials
+    (``get_trials``, defined by each kind) and everything else from ``_source``."""
+
+    _source: Any
+
+    def get_trials(
+        self, deepcopy: bool = True, states: Sequence[TrialState] | None = None
+    ) -> list[FrozenTrial]:
+        raise NotImplementedError
+
+    def _get_trials(
+        self,
+        deepcopy: bool = True,
+        states: Sequence[TrialState] | None = None,
+        use_cache: bool = False,
+    ) -> list[FrozenTrial]:  # what samplers read (TPE)
+        return self.get_trials(deepcopy, states)
+
+    @property
+    def trials(self) -> list[FrozenTrial]:
+        return self.get_trials()
+
+    def __getattr__(self, name: str) -> Any:  # direction, study_name, ... from the study
+        return getattr(self._source, name)
+
+
+class Snapshot(_StudyReads):
     """The study as a pruner sees it: its trials as of the last refresh."""
 
     def __init__(self, study: optuna.Study) -> None:
-        self._study = study
+        self._study = self._source = study
         self._trials: list[FrozenTrial] = []
         self._at = -float("inf")
         self.version = 0  # changes whenever the trials do
@@ -78,23 +105,8 @@ class Snapshot:
     ) -> list[FrozenTrial]:
         return [t for t in self._trials if states is None or t.state in states]
 
-    def _get_trials(
-        self,
-        deepcopy: bool = True,
-        states: Sequence[TrialState] | None = None,
-        use_cache: bool = False,
-    ) -> list[FrozenTrial]:  # what samplers read (TPE)
-        return self.get_trials(deepcopy, states)
 
-    @property
-    def trials(self) -> list[FrozenTrial]:
-        return self.get_trials()
-
-    def __getattr__(self, name: str) -> Any:  # direction, study_name, ... from the study
-        return getattr(self._study, name)
-
-
-class SamplerView:
+class SamplerView(_StudyReads):
     """A snapshot as a sampler sees it: the trials it may learn from (complete, pruned,
     running) in ``history``'s window (:func:`tuner.search.history_window`), worked out once
     per version of the snapshot; failed and waiting trials, which no sampler learns from,
@@ -103,16 +115,14 @@ class SamplerView:
     _LEARNED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
 
     def __init__(self, snapshot: Snapshot, history: SamplerHistory) -> None:
-        self._snapshot, self._history = snapshot, history
+        self._snapshot = self._source = snapshot
+        self._history = history
         self._version = -1
         self._by_states: dict[tuple[TrialState, ...] | None, list[FrozenTrial]] = {}
 
-    def _get_trials(
-        self,
-        deepcopy: bool = True,
-        states: Sequence[TrialState] | None = None,
-        use_cache: bool = False,
-    ) -> list[FrozenTrial]:  # what samplers read (TPE)
+    def get_trials(
+        self, deepcopy: bool = True, states: Sequence[TrialState] | None = None
+    ) -> list[FrozenTrial]:
         if self._version != self._snapshot.version:
             window = history_window(
                 self._snapshot.get_trials(states=self._LEARNED),
@@ -126,18 +136,6 @@ class SamplerView:
             wanted = set(key or ())
             self._by_states[key] = [t for t in self._by_states[None] if t.state in wanted]
         return self._by_states[key]
-
-    def get_trials(
-        self, deepcopy: bool = True, states: Sequence[TrialState] | None = None
-    ) -> list[FrozenTrial]:
-        return self._get_trials(deepcopy, states)
-
-    @property
-    def trials(self) -> list[FrozenTrial]:
-        return self.get_trials()
-
-    def __getattr__(self, name: str) -> Any:  # direction, study_name, ... from the study
-        return getattr(self._snapshot, name)
 
 
 class EpochReporter:
