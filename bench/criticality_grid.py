@@ -147,7 +147,7 @@ def heatmap(cells: list[dict[str, Any]], path: Path, epochs: int) -> str | None:
         ax.text(x, y, f"{c['accuracy'] or 0:.2f}{mark}", ha="center", va="center", color="w")
     if len(scales) > 1 and len(depths) > 1:  # the theory's boundary, in cell coordinates
         fine = [scales[0] + (scales[-1] - scales[0]) * i / 200 for i in range(201)]
-        bound = [DEPTH_FACTOR * mean_field("tanh", s, 0.0).xi_c for s in fine]
+        bound = [mean_field("tanh", s, 0.0).trainable_depth() for s in fine]
 
         def to_cell(value: float, axis: list[float]) -> float:
             for i in range(len(axis) - 1):

@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from storage import TrialSignalData
-from tuner.training._meanfield import DEPTH_FACTOR, mean_field
+from tuner.training._meanfield import DEPTH_FACTOR, MeanField, mean_field
 
 #: Calibration samples the Jacobian's spectrum is pooled over.
 JACOBIAN_SAMPLES = 32
@@ -161,16 +161,16 @@ def _measured(linears: list[nn.Linear]) -> tuple[float, float]:
     return sum(w2) / len(w2), sum(b2) / len(b2)
 
 
-def cannot_cross(
-    depth: int, xi_c: float, chi_1: float, sigma_w2: float, sigma_b2: float
-) -> str | None:
-    """The warning when ``depth`` exceeds :data:`DEPTH_FACTOR` depth scales, else None."""
-    if depth <= DEPTH_FACTOR * xi_c:
+def cannot_cross(depth: int, theory: MeanField) -> str | None:
+    """The warning when ``depth`` exceeds the theory's trainable depth (:data:`DEPTH_FACTOR`
+    depth scales), else None."""
+    limit = theory.trainable_depth()
+    if depth <= limit:
         return None
     return (
         f"signal cannot cross the network: depth {depth} > {DEPTH_FACTOR:g} xi_c = "
-        f"{DEPTH_FACTOR * xi_c:.3g} (chi_1 {chi_1:.3g}, sigma_w^2 {sigma_w2:.3g}, "
-        f"sigma_b^2 {sigma_b2:.3g})"
+        f"{limit:.3g} (chi_1 {theory.chi_1:.3g}, sigma_w^2 {theory.sigma_w2:.3g}, "
+        f"sigma_b^2 {theory.sigma_b2:.3g})"
     )
 
 
@@ -192,7 +192,7 @@ def _mean_field_fields(model: nn.Module) -> dict[str, Any]:
         "chi_1": theory.chi_1,
         "c_star": theory.c_star,
         "chi_c": theory.chi_c,
-        "warning": cannot_cross(depth, theory.xi_c, theory.chi_1, sigma_w2, sigma_b2),
+        "warning": cannot_cross(depth, theory),
     }
 
 
