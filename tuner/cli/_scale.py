@@ -6,7 +6,7 @@ the pool starts (``tuner.scale``), so ``tuner --help`` never loads it.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -68,6 +68,16 @@ Spread = Annotated[
 ]
 
 
+#: The option that sets each field of :class:`~tuner.scale.RayWorkers`.
+_OPTIONS = {
+    "replicas": "--replicas",
+    "gpus_per_worker": "--gpus-per-worker",
+    "cpus_per_worker": "--cpus-per-worker",
+    "max_restarts": "--max-restarts",
+    "spread": "--spread/--pack",
+}
+
+
 def ray_settings(
     ray: bool,
     address: str | None,
@@ -79,28 +89,25 @@ def ray_settings(
 ) -> RayWorkers | None:
     """The pool ``tuner worker``'s options ask for; None without --ray (then no Ray option
     may be given)."""
+    asked = {
+        "replicas": replicas,
+        "gpus_per_worker": gpus_per_worker,
+        "cpus_per_worker": cpus_per_worker,
+        "max_restarts": max_restarts,
+        "spread": spread,
+    }
+    given: dict[str, Any] = {f: value for f, value in asked.items() if value is not None}
     if not ray and address is None:
-        given = {
-            "--replicas": replicas,
-            "--gpus-per-worker": gpus_per_worker,
-            "--cpus-per-worker": cpus_per_worker,
-            "--max-restarts": max_restarts,
-            "--spread/--pack": spread,
-        }
-        named = [name for name, value in given.items() if value is not None]
-        if named:
+        if given:
+            named = [_OPTIONS[field] for field in given]
             raise typer.BadParameter(f"{', '.join(named)}: only with --ray", param_hint=named[0])
         return None
+    import dataclasses
+
     from tuner.scale import RayWorkers
 
-    return RayWorkers(
-        replicas=1 if replicas is None else replicas,
-        gpus_per_worker=0.0 if gpus_per_worker is None else gpus_per_worker,
-        cpus_per_worker=1.0 if cpus_per_worker is None else cpus_per_worker,
-        max_restarts=5 if max_restarts is None else max_restarts,
-        spread=spread is not False,
-        address=address,
-    )
+    # what was not given keeps RayWorkers' defaults
+    return dataclasses.replace(RayWorkers(address=address), **given)
 
 
 def _absolute_sqlite(url: str) -> str:
