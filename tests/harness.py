@@ -385,3 +385,21 @@ def _await_listening(process: subprocess.Popen[bytes], port: int, log: Path) -> 
         if time.monotonic() > deadline:
             raise PostgresUnavailable(f"pgbouncer not listening: {log.read_text(errors='replace')}")
         time.sleep(0.02)
+
+
+def dockerfile_instructions(path: Path) -> list[tuple[str, str]]:
+    """A Dockerfile's ``(INSTRUCTION, arguments)`` in order, continuation lines joined,
+    comments dropped."""
+    instructions: list[tuple[str, str]] = []
+    pending = ""
+    for raw in path.read_text().splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.endswith("\\"):
+            pending += line[:-1] + " "
+            continue
+        keyword, _, args = (pending + line).partition(" ")
+        instructions.append((keyword.upper(), args.strip()))
+        pending = ""
+    return instructions

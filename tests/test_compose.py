@@ -19,6 +19,8 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
+from tests.harness import dockerfile_instructions
+
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "Dockerfile"
@@ -241,25 +243,9 @@ def test_docker_compose_refuses_to_run_without_tokens(tmp_path: Path) -> None:
     assert "TUNER_API_TOKENS" in result.stderr + result.stdout
 
 
-def _dockerfile_instructions() -> list[tuple[str, str]]:
-    """``(INSTRUCTION, arguments)`` in order, continuation lines joined, comments dropped."""
-    instructions: list[tuple[str, str]] = []
-    pending = ""
-    for raw in DOCKERFILE.read_text().splitlines():
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        if line.endswith("\\"):
-            pending += line[:-1] + " "
-            continue
-        keyword, _, args = (pending + line).partition(" ")
-        instructions.append((keyword.upper(), args.strip()))
-        pending = ""
-    return instructions
-
 
 def test_dockerfile_pins_torch_before_installing_the_project() -> None:
-    instructions = _dockerfile_instructions()
+    instructions = dockerfile_instructions(DOCKERFILE)
     runs = [(i, args) for i, (kw, args) in enumerate(instructions) if kw == "RUN"]
     torch_runs = [i for i, args in runs if "pip install" in args and TORCH_PIN in args]
     assert torch_runs, f"no RUN pip install {TORCH_PIN}"
@@ -287,7 +273,7 @@ def test_dockerfile_pins_torch_before_installing_the_project() -> None:
 
 
 def test_dockerfile_takes_torch_from_a_configurable_index() -> None:
-    instructions = _dockerfile_instructions()
+    instructions = dockerfile_instructions(DOCKERFILE)
     args = [a for kw, a in instructions if kw == "ARG"]
     assert "TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu" in args
     torch_run = next(a for kw, a in instructions if kw == "RUN" and TORCH_PIN in a)
@@ -295,7 +281,7 @@ def test_dockerfile_takes_torch_from_a_configurable_index() -> None:
 
 
 def test_dockerfile_runs_tuner_as_a_non_root_user() -> None:
-    instructions = _dockerfile_instructions()
+    instructions = dockerfile_instructions(DOCKERFILE)
     assert instructions[0][0] == "FROM" and instructions[0][1].startswith("python:3.11-slim")
     entrypoints = [json.loads(a) for kw, a in instructions if kw == "ENTRYPOINT"]
     assert entrypoints[-1:] == [["tuner"]]

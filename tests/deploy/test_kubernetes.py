@@ -33,6 +33,7 @@ from kubernetes_validate import utils as kv_utils
 
 import storage
 from tests.deploy.kustomize import Object, build, pod_spec
+from tests.harness import dockerfile_instructions
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy" / "kubernetes"
@@ -183,20 +184,6 @@ def _parse(container: Object) -> tuple[str, dict[str, Any]]:
     return name, dict(command.make_context(name, list(args)).params)
 
 
-def _dockerfile() -> list[tuple[str, str]]:
-    lines, pending = [], ""
-    for raw in DOCKERFILE.read_text().splitlines():
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        if line.endswith("\\"):
-            pending += line[:-1] + " "
-            continue
-        keyword, _, args = (pending + line).partition(" ")
-        lines.append((keyword.upper(), args.strip()))
-        pending = ""
-    return lines
-
 
 def _strict(schema: Any) -> Any:
     """An openAPIV3Schema where an object with listed properties allows no other field (what
@@ -331,7 +318,7 @@ def test_the_strict_checks_catch_a_misspelt_field(rendered: dict[str, list[Objec
 
 
 def test_the_image_is_the_dockerfiles_and_runs_as_its_user(render: list[Object]) -> None:
-    instructions = _dockerfile()
+    instructions = dockerfile_instructions(DOCKERFILE)
     assert [json.loads(a) for k, a in instructions if k == "ENTRYPOINT"][-1] == ["tuner"]
     (useradd,) = [a for k, a in instructions if k == "RUN" and "useradd" in a]
     uid = int(re.search(r"--uid (\d+)", useradd).group(1))  # type: ignore[union-attr]
