@@ -21,7 +21,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from tuner.population._stack import StackedMLP
+from tuner.population._stack import StackedMLP, apply_layer
 
 #: The backend ``torch.compile`` uses (tests swap in a counting one).
 BACKEND: str | Callable[..., object] = "inductor"
@@ -40,17 +40,9 @@ def _losses(
     """Per-member mean cross-entropy [K] of a batch: the stack's forward pass, with autograd."""
     h = x.to(dtype)
     for module, (w, b) in zip(modules, linear, strict=True):
-        if type(module) is nn.Flatten:
-            h = h.reshape(h.shape[0], h.shape[1], -1)
-        elif w < 0:
-            h = module(h)
-        else:
-            weight = params[w].to(dtype).transpose(1, 2)
-            h = (
-                torch.bmm(h, weight)
-                if b < 0
-                else torch.baddbmm(params[b].to(dtype).unsqueeze(1), h, weight)
-            )
+        weight = params[w].to(dtype) if w >= 0 else None
+        bias = params[b].to(dtype) if b >= 0 else None
+        h = apply_layer(module, h, weight, bias)
     k, batch = h.shape[0], h.shape[1]
     per_row = F.cross_entropy(h.float().flatten(0, 1), y, reduction="none")
     return per_row.view(k, batch).mean(1)

@@ -78,6 +78,24 @@ def stack_plan(model: nn.Module) -> list[nn.Module] | None:
     return leaves
 
 
+def apply_layer(
+    module: nn.Module,
+    x: torch.Tensor,
+    weight: torch.Tensor | None = None,
+    bias: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """One planned layer on a stack's activations ``x`` [K, B, ...]: a Linear's ``weight``
+    [K, out, in] and ``bias`` [K, out] (in the matmuls' dtype) as one ``bmm``/``baddbmm``,
+    a Flatten as a reshape, an activation (no weight) as it is."""
+    if type(module) is nn.Flatten:
+        return x.reshape(x.shape[0], x.shape[1], -1)
+    if weight is None:
+        return module(x)
+    if bias is None:
+        return torch.bmm(x, weight.transpose(1, 2))
+    return torch.baddbmm(bias.unsqueeze(1), x, weight.transpose(1, 2))
+
+
 @dataclass
 class _Layer:
     module: nn.Module  # the first member's module: its type and settings (activations)
@@ -133,16 +151,10 @@ class StackedMLP:
     def _apply(
         self, layer: _Layer, x: torch.Tensor, weight: torch.Tensor | None = None
     ) -> torch.Tensor:
-        if type(layer.module) is nn.Flatten:
-            return x.reshape(x.shape[0], x.shape[1], -1)
-        if layer.weight < 0:
-            return layer.module(x)
-        if weight is None:
+        if layer.weight >= 0 and weight is None:
             weight = self._cast(self.params[layer.weight])
-        if layer.bias < 0:
-            return torch.bmm(x, weight.transpose(1, 2))
-        bias = self._cast(self.params[layer.bias]).unsqueeze(1)
-        return torch.baddbmm(bias, x, weight.transpose(1, 2))
+        bias = self._cast(self.params[layer.bias]) if layer.bias >= 0 else None
+        return apply_layer(layer.module, x, weight, bias)
 
     def loss_and_grads(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Per-member mean cross-entropy [K] of a batch; its gradients into ``self.grads``.
